@@ -1,0 +1,1 @@
+"""Shared vocabulary: config models, timeframes, errors, the candle store. Imports nothing of ours."""

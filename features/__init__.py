@@ -1,0 +1,1 @@
+"""Indicators per timeframe, multi-timeframe assembly without lookahead, the feature spec."""

@@ -1,0 +1,1 @@
+"""The live runner: candle close -> features -> regime -> engine -> reconcile -> orders; state, guards, watcher."""

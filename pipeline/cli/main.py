@@ -1,0 +1,44 @@
+"""Entry point: registers every command module on `app` and turns our errors into one clear message."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+# Command modules register themselves on `app` when imported.
+from pipeline.cli import config_cmds  # noqa: F401
+from pipeline.cli.app import app
+
+_err = Console(stderr=True)
+
+
+def main() -> None:
+    from core.errors import AIOTradeError
+
+    try:
+        app(standalone_mode=False)
+    except AIOTradeError as e:
+        _err.print(f"[bold red]error:[/] {e.problem}", highlight=False)
+        if e.fix:
+            _err.print(f"[yellow]fix:[/] {e.fix}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _err.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # click's own usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            _err.print("[yellow]aborted[/]")
+            sys.exit(1)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
