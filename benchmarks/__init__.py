@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks. They print figures and ratios measured in one run; they assert nothing."""
