@@ -1,0 +1,187 @@
+"""Route table and middleware chain of the emulator: transport-free, so it is testable without sockets.
+
+A handler is `handler(request: Request) -> Response`. Routes are keyed `("METHOD", "/path")`; each
+route carries metadata (`venue`, `weight` for rate limiting, free-form `tags`) that middleware can
+read from `request.route`. Middleware is `mw(request, call_next) -> Response`; the first one added is
+the outermost. A middleware may sleep (latency, timeouts), answer on its own (5xx, 429), or raise
+`DropConnection` before or after calling `call_next` (a dropped connection, or an answer lost after
+the handler ran). Handlers raise `HttpError` to answer with an error body from deep inside.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+Handler = Callable[["Request"], "Response"]
+CallNext = Callable[["Request"], "Response"]
+Middleware = Callable[["Request", CallNext], "Response"]
+
+
+class DropConnection(Exception):  # noqa: N818 - it is a signal to the transport, not an error
+    """Raised by middleware or a handler: close the socket without writing any answer."""
+
+
+class HttpError(Exception):
+    """Raised by a handler to answer `status` with `body` (the venue's own error shape)."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.response = Response(status, body, dict(headers or {}))
+
+
+@dataclass
+class Response:
+    """`body` is JSON-able (serialised by the transport) or bytes/str sent as they are."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> tuple[bytes, str]:
+        """The wire bytes and their content type."""
+        if isinstance(self.body, bytes):
+            return self.body, self.headers.get("Content-Type", "application/octet-stream")
+        if isinstance(self.body, str):
+            return self.body.encode(), self.headers.get("Content-Type", "text/plain; charset=utf-8")
+        return json.dumps(self.body, separators=(",", ":")).encode(), "application/json"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    venue: str = ""
+    # Request weight as the venue counts it (Binance: per endpoint); read by rate-limit middleware.
+    weight: int = 1
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    # First value of each query parameter; `raw_query` keeps the exact bytes for signature checks.
+    query: dict[str, str]
+    raw_query: str = ""
+    body: bytes = b""
+    # Header names lower-cased.
+    headers: dict[str, str] = field(default_factory=dict)
+    client: str = ""
+    route: Route | None = None
+    # Scratch space for middleware to pass facts down the chain (e.g. the authenticated account).
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def form(self) -> dict[str, str]:
+        """The body as application/x-www-form-urlencoded (Binance POST), first value per key."""
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    def json(self) -> Any:
+        """The body as JSON (Bitget POST); `{}` for an empty body; HttpError 400 when malformed."""
+        if not self.body.strip():
+            return {}
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise HttpError(400, {"code": "400", "msg": "malformed JSON body"}) from None
+
+    def params(self) -> dict[str, str]:
+        """Query merged with the form body (Binance accepts either for every parameter)."""
+        merged = dict(self.query)
+        ctype = self.header("content-type", "") or ""
+        if self.body and "json" not in ctype:
+            merged.update(self.form())
+        return merged
+
+
+class Router:
+    """The route table plus the middleware chain; thread-safe to change while the server runs."""
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._middleware: list[Middleware] = []
+        self._lock = threading.Lock()
+        self.not_found: Handler = _default_not_found
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        venue: str = "",
+        weight: int = 1,
+        replace: bool = False,
+        **tags: Any,
+    ) -> Route:
+        key = (method.upper(), path)
+        route = Route(key[0], path, handler, venue, weight, dict(tags))
+        with self._lock:
+            if key in self._routes and not replace:
+                raise ValueError(f"route {key[0]} {path} is already registered (pass replace=True)")
+            self._routes[key] = route
+        return route
+
+    def get(self, path: str, handler: Handler, **kw: Any) -> Route:
+        return self.add("GET", path, handler, **kw)
+
+    def post(self, path: str, handler: Handler, **kw: Any) -> Route:
+        return self.add("POST", path, handler, **kw)
+
+    def delete(self, path: str, handler: Handler, **kw: Any) -> Route:
+        return self.add("DELETE", path, handler, **kw)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Append `middleware` (inside those added before). Returns it, so it can be removed later."""
+        with self._lock:
+            self._middleware.append(middleware)
+        return middleware
+
+    def remove(self, middleware: Middleware) -> None:
+        with self._lock:
+            self._middleware.remove(middleware)
+
+    def routes(self) -> list[Route]:
+        with self._lock:
+            return list(self._routes.values())
+
+    def match(self, method: str, path: str) -> Route | None:
+        with self._lock:
+            return self._routes.get((method.upper(), path))
+
+    def dispatch(self, request: Request) -> Response:
+        """Run the middleware chain around the matched handler (or `not_found`)."""
+        request.route = self.match(request.method, request.path)
+        with self._lock:
+            chain = list(self._middleware)
+
+        def endpoint(req: Request) -> Response:
+            handler = req.route.handler if req.route else self.not_found
+            try:
+                return handler(req)
+            except HttpError as e:
+                return e.response
+
+        call = endpoint
+        for mw in reversed(chain):
+            call = _bind(mw, call)
+        try:
+            return call(request)
+        except HttpError as e:
+            return e.response
+
+
+def _bind(mw: Middleware, call_next: CallNext) -> CallNext:
+    return lambda req: mw(req, call_next)
+
+
+def _default_not_found(request: Request) -> Response:
+    return Response(404, {"code": -1, "msg": f"not served by the emulator: {request.method} {request.path}"})
