@@ -1,0 +1,446 @@
+"""Persistent runner state in SQLite (WAL): order intents, fills, positions, equity, regimes, engine state.
+
+Why SQLite in WAL mode: one file, atomic transactions, crash-safe (a SIGKILL mid-write leaves the last
+committed state), and `aiotrade status` can read while the runner writes. Every order is written as an
+*intent* (with its idempotent client order id) and committed BEFORE it is sent; its lifecycle is
+
+    intent -> sent -> open -> filled | cancelled | rejected          (expired: never reached the venue)
+                        \\-> cancelling -> cancelled | filled
+
+Fills are keyed by the venue's trade id, so recording one twice is a no-op. Positions are derived from
+fills in the same transaction that records them. The engine state per pair is saved together with the
+"applied" mark of the fills it has absorbed, so after a crash every fill is applied exactly once.
+Time is always passed in (`now_ms`): the runner's clock is injectable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+from live.ids import client_order_id
+
+SCHEMA_VERSION = 1
+
+# Intent statuses. ACTIVE ones may still rest on (or be on their way to) the venue.
+INTENT, SENT, OPEN, CANCELLING = "intent", "sent", "open", "cancelling"
+FILLED, CANCELLED, REJECTED, EXPIRED = "filled", "cancelled", "rejected", "expired"
+ACTIVE = (INTENT, SENT, OPEN, CANCELLING)
+UNRESOLVED = (INTENT, SENT)  # we do not know whether the venue has them: look up by client id
+FINAL = (FILLED, CANCELLED, REJECTED, EXPIRED)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS intents(
+    client_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    pair TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    role TEXT NOT NULL CHECK (role IN ('entry', 'exit')),
+    slot INTEGER NOT NULL,
+    price REAL NOT NULL CHECK (price > 0),
+    amount REAL NOT NULL CHECK (amount > 0),
+    bar_ts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    venue_order_id TEXT,
+    filled REAL NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS intents_by_status ON intents(pair, status);
+CREATE TABLE IF NOT EXISTS fills(
+    fill_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES intents(client_id),
+    pair TEXT NOT NULL,
+    side TEXT NOT NULL,
+    price REAL NOT NULL,
+    amount REAL NOT NULL,
+    fee REAL NOT NULL,
+    fee_asset TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    applied INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS fills_by_pair ON fills(pair, applied, ts_ms);
+CREATE TABLE IF NOT EXISTS positions(
+    pair TEXT PRIMARY KEY,
+    cash_quote REAL NOT NULL,
+    base REAL NOT NULL,
+    cost_quote REAL NOT NULL,
+    realized_pnl_quote REAL NOT NULL,
+    fees_quote REAL NOT NULL,
+    n_fills INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS equity(
+    pair TEXT NOT NULL, ts_ms INTEGER NOT NULL, close REAL NOT NULL,
+    cash_quote REAL NOT NULL, base REAL NOT NULL, equity_quote REAL NOT NULL,
+    PRIMARY KEY (pair, ts_ms)
+);
+CREATE TABLE IF NOT EXISTS regimes(
+    pair TEXT NOT NULL, bar_ts INTEGER NOT NULL, predicted TEXT NOT NULL, probability REAL NOT NULL,
+    active TEXT NOT NULL, params_json TEXT NOT NULL, policy_version TEXT NOT NULL,
+    PRIMARY KEY (pair, bar_ts)
+);
+CREATE TABLE IF NOT EXISTS engine(
+    pair TEXT PRIMARY KEY, bar_ts INTEGER NOT NULL, state BLOB NOT NULL, extra_json TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, pair TEXT, level TEXT NOT NULL,
+    kind TEXT NOT NULL, message TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Intent:
+    client_id: str
+    pair: str
+    side: str
+    role: str
+    slot: int
+    price: float
+    amount: float
+    bar_ts: int
+    status: str
+    venue_order_id: str | None
+    filled: float
+    created_ms: int
+    updated_ms: int
+    reason: str | None
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.amount - self.filled)
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side == "buy"
+
+
+@dataclass(frozen=True)
+class Fill:
+    fill_id: str
+    client_id: str
+    pair: str
+    side: str
+    price: float
+    amount: float
+    fee: float
+    fee_asset: str
+    ts_ms: int
+
+
+@dataclass(frozen=True)
+class Position:
+    pair: str
+    cash_quote: float
+    base: float
+    cost_quote: float
+    realized_pnl_quote: float
+    fees_quote: float
+    n_fills: int
+
+    @property
+    def avg_entry(self) -> float | None:
+        return self.cost_quote / self.base if self.base > 0 else None
+
+    def equity(self, close: float) -> float:
+        return self.cash_quote + self.base * close
+
+
+class StateStore:
+    """One runner's state. `namespace` makes client ids unique per bot (two bots, one account)."""
+
+    def __init__(self, path: str | Path, namespace: str = "aio", read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.namespace = namespace
+        if read_only:
+            if not self.path.is_file():
+                raise ConfigError(
+                    f"state database {self.path} not found", "start the runner with `aiotrade live` first"
+                )
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit survives power loss too; the runner commits a few times per bar, so it is cheap.
+            self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.row_factory = sqlite3.Row
+        if not read_only:
+            self._migrate()
+        else:
+            self._check_version()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- schema -------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        self._check_version()  # refuse a newer/older file before touching it
+        # executescript commits on its own; every statement is idempotent (IF NOT EXISTS).
+        self._db.executescript(_SCHEMA)
+        found = self.get_meta("schema_version")
+        if found is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        self._check_version()
+
+    def _check_version(self) -> None:
+        found = self.get_meta("schema_version")
+        if found is not None and int(found) != SCHEMA_VERSION:
+            raise ConfigError(
+                f"state database {self.path} has schema version {found}, this aiotrade expects {SCHEMA_VERSION}",
+                "use the aiotrade version that wrote it, or point live.state_db at a new file",
+            )
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction (BEGIN IMMEDIATE: the writer lock is taken up front)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def get_meta(self, key: str) -> str | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # a new file: no tables yet
+            return None
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # ---- intents ------------------------------------------------------------------------------
+
+    def add_intent(
+        self, *, pair: str, side: str, role: str, slot: int, price: float, amount: float, bar_ts: int, now_ms: int
+    ) -> Intent:
+        """Persist an order intent (committed on return) and give it its deterministic client id.
+
+        The id depends only on the intent, so re-deciding the same order for the same bar after a
+        crash yields the same id: the existing row is returned and nothing is sent twice.
+        """
+        cid = client_order_id(self.namespace, pair, bar_ts, slot, side, price, amount)
+        with self.tx() as db:
+            row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
+            if row is None:
+                seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM intents").fetchone()[0]
+                db.execute(
+                    "INSERT INTO intents(client_id, seq, pair, side, role, slot, price, amount, bar_ts, status,"
+                    " filled, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?)",
+                    (cid, seq, pair, side, role, slot, price, amount, bar_ts, INTENT, now_ms, now_ms),
+                )
+                row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
+        return _intent(row)
+
+    def set_status(
+        self, client_id: str, status: str, now_ms: int, *, venue_order_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        with self.tx() as db:
+            self._set_status(db, client_id, status, now_ms, venue_order_id, reason)
+
+    def _set_status(
+        self, db: sqlite3.Connection, client_id: str, status: str, now_ms: int, venue_order_id: str | None,
+        reason: str | None,
+    ) -> None:
+        row = db.execute("SELECT status FROM intents WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"unknown intent {client_id}")
+        if row[0] in FINAL and status != row[0]:
+            # A final state is final: a late answer (e.g. "open" after we saw it filled) is ignored.
+            return
+        db.execute(
+            "UPDATE intents SET status = ?, updated_ms = ?, venue_order_id = COALESCE(?, venue_order_id),"
+            " reason = COALESCE(?, reason) WHERE client_id = ?",
+            (status, now_ms, venue_order_id, reason, client_id),
+        )
+
+    def intent(self, client_id: str) -> Intent | None:
+        row = self._db.execute("SELECT * FROM intents WHERE client_id = ?", (client_id,)).fetchone()
+        return None if row is None else _intent(row)
+
+    def intents(self, pair: str | None = None, statuses: tuple[str, ...] | None = None) -> list[Intent]:
+        sql, args = "SELECT * FROM intents WHERE 1=1", []
+        if pair is not None:
+            sql += " AND pair = ?"
+            args.append(pair)
+        if statuses is not None:
+            sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            args.extend(statuses)
+        return [_intent(r) for r in self._db.execute(sql + " ORDER BY seq", args)]
+
+    def active_intents(self, pair: str | None = None) -> list[Intent]:
+        return self.intents(pair, ACTIVE)
+
+    # ---- fills and positions --------------------------------------------------------------------
+
+    def init_position(self, pair: str, cash_quote: float, now_ms: int) -> Position:
+        """Create the pair's book with its allocated cash; a no-op when it exists (restart)."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO positions VALUES (?, ?, 0, 0, 0, 0, 0, ?)", (pair, cash_quote, now_ms)
+            )
+        pos = self.position(pair)
+        assert pos is not None
+        return pos
+
+    def record_fill(self, fill: Fill, quote_asset: str, now_ms: int) -> bool:
+        """Record one venue trade and update the position atomically. False if it was already known."""
+        with self.tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO fills(fill_id, client_id, pair, side, price, amount, fee, fee_asset, ts_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (fill.fill_id, fill.client_id, fill.pair, fill.side, fill.price, fill.amount, fill.fee,
+                 fill.fee_asset, fill.ts_ms),
+            )
+            if cur.rowcount == 0:
+                return False
+            self._apply_to_position(db, fill, quote_asset, now_ms)
+            row = db.execute("SELECT amount, filled, status FROM intents WHERE client_id = ?", (fill.client_id,)).fetchone()
+            if row is not None:
+                filled = row["filled"] + fill.amount
+                # The lot grid makes "filled == amount" exact up to float noise.
+                done = filled >= row["amount"] * (1 - 1e-9)
+                status = FILLED if done else row["status"]
+                if status in (INTENT, SENT):
+                    status = OPEN  # a fill proves the venue has it
+                db.execute(
+                    "UPDATE intents SET filled = ?, status = CASE WHEN status IN ('filled','rejected','expired')"
+                    " THEN status ELSE ? END, updated_ms = ? WHERE client_id = ?",
+                    (filled, status, now_ms, fill.client_id),
+                )
+        return True
+
+    def _apply_to_position(self, db: sqlite3.Connection, fill: Fill, quote_asset: str, now_ms: int) -> None:
+        p = db.execute("SELECT * FROM positions WHERE pair = ?", (fill.pair,)).fetchone()
+        if p is None:
+            raise KeyError(f"no position for {fill.pair}: call init_position first")
+        cash, base, cost = p["cash_quote"], p["base"], p["cost_quote"]
+        realized, fees = p["realized_pnl_quote"], p["fees_quote"]
+        fee_in_quote = fill.fee_asset == quote_asset
+        fee_quote = fill.fee if fee_in_quote else fill.fee * fill.price
+        notional = fill.price * fill.amount
+        if fill.side == "buy":
+            got = fill.amount - (0.0 if fee_in_quote else fill.fee)
+            cash -= notional + (fill.fee if fee_in_quote else 0.0)
+            base += got
+            cost += notional + (fill.fee if fee_in_quote else 0.0)
+        else:
+            sold = fill.amount + (0.0 if fee_in_quote else fill.fee)
+            avg = cost / base if base > 0 else fill.price
+            cash += notional - (fill.fee if fee_in_quote else 0.0)
+            realized += notional - fee_quote - avg * sold
+            cost -= avg * sold
+            base -= sold
+            if base <= 1e-12:  # sold out: drop float dust from the cost basis
+                base, cost = max(base, 0.0), 0.0
+        fees += fee_quote
+        db.execute(
+            "UPDATE positions SET cash_quote=?, base=?, cost_quote=?, realized_pnl_quote=?, fees_quote=?,"
+            " n_fills = n_fills + 1, updated_ms=? WHERE pair = ?",
+            (cash, base, cost, realized, fees, now_ms, fill.pair),
+        )
+
+    def position(self, pair: str) -> Position | None:
+        r = self._db.execute("SELECT * FROM positions WHERE pair = ?", (pair,)).fetchone()
+        if r is None:
+            return None
+        return Position(r["pair"], r["cash_quote"], r["base"], r["cost_quote"], r["realized_pnl_quote"],
+                        r["fees_quote"], r["n_fills"])
+
+    def fills(self, pair: str | None = None, applied: bool | None = None) -> list[Fill]:
+        sql, args = "SELECT * FROM fills WHERE 1=1", []
+        if pair is not None:
+            sql += " AND pair = ?"
+            args.append(pair)
+        if applied is not None:
+            sql += " AND applied = ?"
+            args.append(int(applied))
+        rows = self._db.execute(sql + " ORDER BY ts_ms, rowid", args)
+        return [Fill(r["fill_id"], r["client_id"], r["pair"], r["side"], r["price"], r["amount"], r["fee"],
+                     r["fee_asset"], r["ts_ms"]) for r in rows]
+
+    def known_fill_ids(self, pair: str) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT fill_id FROM fills WHERE pair = ?", (pair,))}
+
+    # ---- engine, regimes, equity, events --------------------------------------------------------
+
+    def save_engine(self, pair: str, bar_ts: int, state: bytes, extra: dict[str, Any], applied_fill_ids: list[str],
+                    now_ms: int) -> None:
+        """The engine state after bar `bar_ts`, and the fills it absorbed, in ONE transaction."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO engine(pair, bar_ts, state, extra_json, updated_ms) VALUES (?,?,?,?,?)",
+                (pair, bar_ts, state, json.dumps(extra, sort_keys=True), now_ms),
+            )
+            db.executemany("UPDATE fills SET applied = 1 WHERE fill_id = ?", [(f,) for f in applied_fill_ids])
+
+    def load_engine(self, pair: str) -> tuple[int, bytes, dict[str, Any]] | None:
+        r = self._db.execute("SELECT bar_ts, state, extra_json FROM engine WHERE pair = ?", (pair,)).fetchone()
+        return None if r is None else (int(r[0]), bytes(r[1]), json.loads(r[2]))
+
+    def record_regime(self, pair: str, bar_ts: int, predicted: str, probability: float, active: str,
+                      params: dict[str, Any], policy_version: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO regimes VALUES (?,?,?,?,?,?,?)",
+                (pair, bar_ts, predicted, probability, active, json.dumps(params, sort_keys=True, default=float),
+                 policy_version),
+            )
+
+    def last_regime(self, pair: str) -> dict[str, Any] | None:
+        r = self._db.execute("SELECT * FROM regimes WHERE pair = ? ORDER BY bar_ts DESC LIMIT 1", (pair,)).fetchone()
+        if r is None:
+            return None
+        return {**dict(r), "params": json.loads(r["params_json"])}
+
+    def record_equity(self, pair: str, ts_ms: int, close: float) -> float:
+        pos = self.position(pair)
+        if pos is None:
+            raise KeyError(f"no position for {pair}")
+        eq = pos.equity(close)
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO equity VALUES (?,?,?,?,?,?)",
+                       (pair, ts_ms, close, pos.cash_quote, pos.base, eq))
+        return eq
+
+    def equity_curve(self, pair: str, since_ms: int = 0) -> list[tuple[int, float]]:
+        rows = self._db.execute("SELECT ts_ms, equity_quote FROM equity WHERE pair = ? AND ts_ms >= ? ORDER BY ts_ms",
+                                (pair, since_ms))
+        return [(int(a), float(b)) for a, b in rows]
+
+    def event(self, ts_ms: int, level: str, kind: str, message: str, pair: str | None = None) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO events(ts_ms, pair, level, kind, message) VALUES (?,?,?,?,?)",
+                       (ts_ms, pair, level, kind, message))
+
+    def events(self, limit: int = 20, pair: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM events", []
+        if pair is not None:
+            sql += " WHERE pair = ?"
+            args.append(pair)
+        return [dict(r) for r in self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit))]
+
+    def pairs(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT pair FROM positions ORDER BY pair")]
+
+
+def _intent(r: sqlite3.Row) -> Intent:
+    return Intent(r["client_id"], r["pair"], r["side"], r["role"], r["slot"], r["price"], r["amount"], r["bar_ts"],
+                  r["status"], r["venue_order_id"], r["filled"], r["created_ms"], r["updated_ms"], r["reason"])
