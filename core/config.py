@@ -192,11 +192,23 @@ class TuningConfig(Section):
 
 class LiveConfig(Section):
     state_db: str = "user_data/state.db"
+    # Namespaces the bot's client order ids, so two bots can share one exchange account; orders
+    # without this bot's prefix are never touched.
+    bot_name: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")] = "aiotrade"
     json_logs: bool = False
     cancel_orders_on_exit: bool = False
     # Relative tolerances before an open order is replaced by the desired one.
     price_tolerance_pct: Annotated[float, Field(ge=0, le=5)] = 0.05
     amount_tolerance_pct: Annotated[float, Field(ge=0, le=50)] = 1.0
+    # Seconds after a bar closes before its candle is fetched (exchanges publish it a moment later).
+    candle_delay_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    # Entries pause when no new closed candle arrived for this many bars (stale-data watchdog).
+    stale_after_bars: Annotated[int, Field(ge=1, le=100)] = 2
+    # Back-off for retryable exchange errors: first wait, doubled per attempt up to the cap.
+    retry_initial_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    retry_max_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # How often the registry alias is checked for a new policy version.
+    watch_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
 
 
 class Config(Section):
