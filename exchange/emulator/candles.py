@@ -33,6 +33,10 @@ def bucket_start(ts_ms: np.ndarray, tf_ms: int) -> np.ndarray:
     return (ts_ms - anchor) // tf_ms * tf_ms + anchor
 
 
+def _bucket(ts_ms: int, tf_ms: int) -> int:
+    return int(bucket_start(np.array([ts_ms], dtype=np.int64), tf_ms)[0])
+
+
 @dataclass(frozen=True)
 class Series:
     """One stored timeframe of one symbol as a float64 (n, 6) array: ts, o, h, l, c, v."""
@@ -116,25 +120,21 @@ class CandleBook:
             return np.empty((0, 6))
         tf_ms = timeframe_ms(tf)
         hi_ms = now_ms if end_ms is None else min(end_ms, now_ms)
-        lo_ms = start_ms if start_ms is not None else None
+        lo_ms = -(2**62) if start_ms is None else start_ms
+        if lo_ms > hi_ms:
+            return np.empty((0, 6))
         ts = self._ts[(symbol_id, src.tf)]
-        if newest:
-            # Enough source rows to build `limit` target candles ending at hi_ms.
-            first_bucket = int(bucket_start(np.array([hi_ms]), tf_ms)[0]) - (limit - 1) * tf_ms
-            lo_ms = first_bucket if lo_ms is None else max(lo_ms, first_bucket)
-        lo_ms = -(2**62) if lo_ms is None else lo_ms
-        i0 = int(np.searchsorted(ts, int(bucket_start(np.array([lo_ms]), tf_ms)[0]), "left"))
-        if newest:
-            i1 = int(np.searchsorted(ts, hi_ms, "right"))
-        else:
-            # Enough source rows for `limit` target candles from the first one at/after lo_ms.
-            last_bucket_end = int(bucket_start(np.array([lo_ms]), tf_ms)[0]) + (limit + 1) * tf_ms
-            i1 = int(np.searchsorted(ts, min(hi_ms, last_bucket_end), "right"))
-        rows = _cut_at_now(src.rows[i0:i1], src.tf_ms, now_ms)
+        # Source rows are cut by target bucket (and by now), never mid-bucket by the end bound.
+        first = int(np.searchsorted(ts, _bucket(lo_ms, tf_ms), "left"))
+        last = int(np.searchsorted(ts, _bucket(hi_ms, tf_ms) + tf_ms - 1, "right"))
+        # A target candle holds at most `ratio` source rows, so this many always make `limit`
+        # candles when the data has them, gaps or not.
+        span = (limit + 1) * (tf_ms // src.tf_ms)
+        first, last = (max(first, last - span), last) if newest else (first, min(last, first + span))
+        rows = _cut_at_now(src.rows[first:last], src.tf_ms, now_ms)
         if src.tf_ms != tf_ms:
             rows = _aggregate(rows, tf_ms)
-        keep = (rows[:, TS] >= lo_ms) & (rows[:, TS] <= hi_ms)
-        rows = rows[keep]
+        rows = rows[(rows[:, TS] >= lo_ms) & (rows[:, TS] <= hi_ms)]
         return rows[-limit:] if newest else rows[:limit]
 
     def last_price(self, symbol_id: str, now_ms: int) -> float | None:
