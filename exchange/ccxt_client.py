@@ -35,6 +35,10 @@ class Venue:
     # Most candles one fetch_ohlcv call returns reliably. Bitget: ccxt sends old `since` requests to
     # history-candles (max 200) aligned on endTime = since + limit*tf, so a larger limit skips data.
     ohlcv_page_limit: int = 1000
+    # True when a candle page starts at the first candle at/after `since` whatever the gap
+    # (Binance), so an empty page means no more data; False when a page is a fixed time window
+    # (Bitget aligns on endTime), where an empty page may just be a gap in the data.
+    ohlcv_pages_skip_gaps: bool = True
     # Timeframes the venue's spot candle endpoint accepts (ccxt's `timeframes` lists more for Bitget).
     ohlcv_timeframes: tuple[str, ...] = ()
     # How base_url replaces ccxt's URLs: keep each URL's path (Binance), or the host only (Bitget's
@@ -83,6 +87,7 @@ VENUES: dict[str, Venue] = {
         },
         has_overrides={"fetchCurrencies": False},
         ohlcv_page_limit=200,
+        ohlcv_pages_skip_gaps=False,
         ohlcv_timeframes=("1m", "3m", "5m", "15m", "30m", "1h", "4h", "6h", "12h", "1d", "1w"),
         keep_url_path=False,
     ),

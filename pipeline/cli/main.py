@@ -7,7 +7,7 @@ import sys
 from rich.console import Console
 
 # Command modules register themselves on `app` when imported.
-from pipeline.cli import config_cmds  # noqa: F401
+from pipeline.cli import config_cmds, exchange_cmds  # noqa: F401
 from pipeline.cli.app import app
 
 _err = Console(stderr=True)
