@@ -51,14 +51,13 @@ def grid_origin_ms(timeframe: str) -> int:
     return _WEEK_ORIGIN_MS if timeframe == "1w" else 0
 
 
-def fmt_ts(ts_ms: int | None) -> str:
+def fmt_ts(ts_ms: int | None, utc_suffix: bool = True) -> str:
     """`2023-01-01 00:00 UTC`, with seconds and milliseconds only when the stamp has them."""
     if ts_ms is None:
         return "-"
     dt = datetime.fromtimestamp(int(ts_ms) / 1000, tz=UTC)
-    if ts_ms % 60_000:
-        return dt.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-    return dt.strftime("%Y-%m-%d %H:%M") + " UTC"
+    text = dt.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ts_ms % 60_000 else dt.strftime("%Y-%m-%d %H:%M")
+    return text + " UTC" if utc_suffix else text
 
 
 @dataclass(frozen=True)
@@ -99,6 +98,11 @@ class CandleReport:
         if largest is None:
             return "none"
         return f"{self.missing} missing in {len(self.gaps)} gap(s), largest {largest.missing}: {largest.describe()}"
+
+    def gap_brief(self) -> str:
+        """Short form for tables: `none` or `17 in 2 (max 16)` (missing candles in gaps)."""
+        largest = self.largest_gap
+        return "none" if largest is None else f"{self.missing} in {len(self.gaps)} (max {largest.missing})"
 
     def describe(self, max_gaps: int = 5) -> str:
         lines = [
@@ -254,8 +258,8 @@ def _check_order(ts: np.ndarray, source: str, context: str) -> None:
     if not len(bad):
         return
     i = int(bad[0])
-    n_dup = int(np.count_nonzero(step == 0))
-    n_back = len(bad) - n_dup
+    n_dup = len(ts) - len(np.unique(ts))  # repeats anywhere, not just next to each other
+    n_back = int(np.count_nonzero(step < 0))
     if step[i] == 0:
         first = f"rows {i} and {i + 1} share {fmt_ts(int(ts[i]))}"
     else:

@@ -7,7 +7,12 @@ import sys
 from rich.console import Console
 
 # Command modules register themselves on `app` when imported.
-from pipeline.cli import config_cmds, exchange_cmds  # noqa: F401
+from pipeline.cli import (
+    config_cmds,  # noqa: F401
+    data_cmds,  # noqa: F401
+    exchange_cmds,  # noqa: F401
+    quickstart_cmd,  # noqa: F401
+)
 from pipeline.cli.app import app
 
 _err = Console(stderr=True)

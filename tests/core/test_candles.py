@@ -71,7 +71,7 @@ def test_unsorted_rows_rejected_naming_the_first():
     df = candles(5).iloc[[0, 1, 3, 2, 4]].reset_index(drop=True)
     with pytest.raises(DataError) as e:
         validate_candles(df, "5m")
-    assert "out of order" in e.value.problem
+    assert "(0 duplicated, 1 out of order)" in e.value.problem
     assert "row 3 (2023-01-01 00:10 UTC) comes after row 2 (2023-01-01 00:15 UTC)" in e.value.problem
 
 
