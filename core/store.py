@@ -78,6 +78,18 @@ class DatasetInfo:
     def rows(self) -> int:
         return self.report.rows if self.report else 0
 
+    @property
+    def first_ts(self) -> int | None:
+        return self.report.first_ts if self.report else None
+
+    @property
+    def last_ts(self) -> int | None:
+        return self.report.last_ts if self.report else None
+
+    @property
+    def gaps(self) -> tuple[Gap, ...]:
+        return self.report.gaps if self.report else ()
+
 
 class CandleStore:
     def __init__(self, root: str | Path) -> None:

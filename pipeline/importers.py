@@ -25,7 +25,6 @@ import io
 import json
 import re
 import zipfile
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,7 +107,10 @@ def _prepare_folder(
     folder: Path, exchange: str, pair: str | None, timeframe: str | None, off_grid: OffGrid
 ) -> tuple[list[PreparedImport], list[tuple[Path, str]]]:
     prepared, skipped = [], []
-    for f in sorted(p for p in folder.iterdir() if p.is_file()):
+    for f in sorted(folder.iterdir()):
+        if f.is_dir():
+            skipped.append((f, "a folder (not searched; import it on its own)"))
+            continue
         if not f.name.lower().endswith(SUFFIXES):
             skipped.append((f, "not a candle file type"))
             continue
@@ -222,8 +224,8 @@ def _csv_text(path: Path) -> str:
             members = [n for n in z.namelist() if n.lower().endswith(".csv")]
             if len(members) != 1:
                 raise DataError(f"{path}: holds {len(members)} CSV files, expected one", "unzip it and import the CSV files")
-            return z.read(members[0]).decode("utf-8")
-    return path.read_text(encoding="utf-8")
+            return z.read(members[0]).decode("utf-8-sig")
+    return path.read_text(encoding="utf-8-sig")  # -sig: a BOM would otherwise stick to the first column name
 
 
 def _read_csv(path: Path, text: str, pair: str | None, tf: str | None) -> ParsedFile:
@@ -247,7 +249,8 @@ def _timeframe_from_close(open_ms: np.ndarray, close_ms: np.ndarray) -> str | No
     # Binance's close_time is the last millisecond (or µs) of the candle.
     if not len(open_ms):
         return None
-    duration_ms, _ = Counter((close_ms - open_ms + 1).tolist()).most_common(1)[0]
+    durations, counts = np.unique(close_ms - open_ms + 1, return_counts=True)
+    duration_ms = int(durations[np.argmax(counts)])
     return next((t for t in SUPPORTED_TIMEFRAMES if timeframe_ms(t) == duration_ms), None)
 
 

@@ -173,6 +173,7 @@ def test_datasets_lists_reports_and_errors(store):
     assert set(infos) == {("binance", "BTC/USDT", "5m"), ("binance", "ETH/USDT", "5m"), ("bitget", "ETH/USDT", "1h")}
     btc = infos["binance", "BTC/USDT", "5m"]
     assert btc.rows == 28 and btc.report is not None and btc.report.missing == 2 and btc.error is None
+    assert (btc.first_ts, btc.last_ts, [g.missing for g in btc.gaps]) == (T0, T0 + 29 * M5, [2])
     assert infos["bitget", "ETH/USDT", "1h"].rows == 5
     eth = infos["binance", "ETH/USDT", "5m"]
     assert eth.report is None and eth.error is not None and "truncated or corrupt" in eth.error

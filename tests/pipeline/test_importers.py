@@ -94,6 +94,14 @@ def test_generic_csv_with_iso_dates_and_epoch_seconds(store, tmp_path):
     pd.testing.assert_frame_equal(store.load("binance", "ETH/USDT", "5m"), df)
 
 
+def test_csv_with_bom_and_crlf(store, tmp_path):
+    df = candles(4)
+    text = df.to_csv(index=False, lineterminator="\r\n")
+    (tmp_path / "BTC_USDT-5m.csv").write_bytes(("\ufeff" + text).encode("utf-8"))
+    import_path(store, tmp_path / "BTC_USDT-5m.csv", "binance")
+    pd.testing.assert_frame_equal(store.load("binance", "BTC/USDT", "5m"), df)
+
+
 def test_csv_with_wrong_columns_lists_found_and_needed(store, tmp_path):
     (tmp_path / "BTC_USDT-5m.csv").write_text("time,o,h,l,c\n1672531200000,1,2,0.5,1.5\n")
     with pytest.raises(DataError) as e:
@@ -120,9 +128,10 @@ def test_folder_imports_every_file_and_filters(store, tmp_path):
     write_json(tmp_path / "BTC_USDT-1h.json", candles(10, tf_ms=3_600_000))
     write_json(tmp_path / "ETH_USDT-5m.json", candles(10))
     (tmp_path / "README.md").write_text("notes")
+    (tmp_path / "older").mkdir()
     out = import_path(store, tmp_path, "binance", timeframe="5m")
     assert sorted((p.pair, p.timeframe) for p in out.prepared) == [("BTC/USDT", "5m"), ("ETH/USDT", "5m")]
-    assert {p.name for p, _ in out.skipped} == {"README.md", "BTC_USDT-1h.json"}
+    assert {p.name for p, _ in out.skipped} == {"README.md", "BTC_USDT-1h.json", "older"}
     out = import_path(store, tmp_path, "binance")
     assert len(out.prepared) == 3 and store.exists("binance", "BTC/USDT", "1h")
 
