@@ -28,14 +28,21 @@ def import_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Import candles: freqtrade JSON/feather, Binance kline CSV, or a CSV with a header."""
+    import difflib
+    from typing import get_args
+
+    from core.config import ExchangeConfig
     from core.errors import ConfigError
     from core.store import CandleStore
     from pipeline.importers import describe_units, import_path
 
     cfg = load(config)
     exchange = exchange or cfg.exchange.name
-    if exchange not in ("binance", "bitget"):
-        raise ConfigError(f"unknown exchange {exchange!r}", "use --exchange binance or --exchange bitget")
+    known = get_args(ExchangeConfig.model_fields["name"].annotation)
+    if exchange not in known:
+        close = difflib.get_close_matches(exchange, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"unknown exchange {exchange!r}", f"{hint}use --exchange {' or --exchange '.join(known)}")
     policy = off_grid or cfg.data.off_grid
     if policy not in ("floor", "reject"):
         raise ConfigError(f"--off-grid {policy!r} is not allowed", "use --off-grid floor or --off-grid reject")
