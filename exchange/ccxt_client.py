@@ -169,6 +169,8 @@ _RULES: list[tuple[type[Exception], type[errors.ExchangeError], str]] = [
     (ccxt.OnMaintenance, errors.RetryableExchangeError, "{ex} is under maintenance ({action})"),
     (ccxt.ExchangeNotAvailable, errors.RetryableExchangeError, "{ex} is not available while {action}"),
     (ccxt.NetworkError, errors.RetryableExchangeError, "cannot reach {ex} while {action}"),
+    # ccxt's OperationFailed family is the recoverable one (e.g. Binance -1001 "Internal error").
+    (ccxt.OperationFailed, errors.RetryableExchangeError, "{ex} failed temporarily while {action}"),
     (ccxt.AuthenticationError, errors.AuthenticationError, "API key rejected by {ex} while {action}"),
     (ccxt.AccountSuspended, errors.AuthenticationError, "{ex} account suspended ({action})"),
     (ccxt.InsufficientFunds, errors.InsufficientFundsError, "{ex}: insufficient balance for {action}"),
@@ -181,7 +183,7 @@ _RULES: list[tuple[type[Exception], type[errors.ExchangeError], str]] = [
 
 _FIXES: dict[type[errors.ExchangeError], str] = {
     errors.RetryableExchangeError: "transient: it is retried automatically; if it persists, check the network, "
-    "the exchange status page, or [exchange] base_url",
+    "the exchange status page, or exchange.base_url in the config",
     errors.AuthenticationError: "check the API key, secret (and Bitget passphrase), their permissions and IP whitelist",
     errors.InsufficientFundsError: "deposit more, free balance locked in open orders, or lower the order size",
     errors.OrderNotFoundError: "the order was filled, cancelled or never placed; reconcile open orders",

@@ -119,5 +119,5 @@ def load_market_overrides(path: str | Path | None) -> dict[str, dict[str, Any]]:
         ) from None
     markets = raw.get("markets", {})
     if not isinstance(markets, dict) or not all(isinstance(v, dict) for v in markets.values()):
-        raise ConfigError(f"{p}: expected [markets.<SYMBOL>] tables", "see exchange/emulator/markets.py")
+        raise ConfigError(f"{p}: expected markets.<SYMBOL> tables", "see exchange/emulator/markets.py")
     return {k.upper().replace("/", "").replace("_", ""): v for k, v in markets.items()}

@@ -29,6 +29,7 @@ Inspection: `state.requests` records every request (method, path, query, status,
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -92,8 +93,9 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         if self._thread is None:
+            # A short poll interval makes stop() quick (tests start and stop many servers).
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="emulator-http", daemon=True
+                target=self._httpd.serve_forever, args=(0.05,), name="emulator-http", daemon=True
             )
             self._thread.start()
         return self
@@ -139,6 +141,14 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: EmulatorServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout) or dropped the socket is normal here, not a server fault.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("client %s went away: %r", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

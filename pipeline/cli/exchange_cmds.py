@@ -35,13 +35,14 @@ class _RichProgress:
 @app.command()
 def download(
     exchange: Annotated[
-        str | None, typer.Option(help="binance or bitget (default: [exchange] name).")
+        str | None, typer.Option(help="binance or bitget (default: config exchange.name).")
     ] = None,
     pairs: Annotated[
-        str | None, typer.Option(help="Comma-separated, e.g. BTC/USDT,ETH/USDT (default: [market] pairs).")
+        str | None,
+        typer.Option(help="Comma-separated, e.g. BTC/USDT,ETH/USDT (default: config market.pairs)."),
     ] = None,
     timeframes: Annotated[
-        str | None, typer.Option(help="Comma-separated, e.g. 1m,5m (default: [market] base_timeframe).")
+        str | None, typer.Option(help="Comma-separated, e.g. 1m,5m (default: config market.base_timeframe).")
     ] = None,
     since: Annotated[
         str | None,
@@ -54,7 +55,7 @@ def download(
         str | None, typer.Option(help="REST host to use instead of the exchange's, e.g. the emulator's URL.")
     ] = None,
     store: Annotated[
-        Path | None, typer.Option(help="Candle store folder (default: [data] store_dir).")
+        Path | None, typer.Option(help="Candle store folder (default: config data.store_dir).")
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -112,7 +113,7 @@ def emulator(
     ] = None,
     markets: Annotated[
         Path | None,
-        typer.Option(help="TOML with [markets.<SYMBOL>] tick_size/lot_size/min_qty/min_notional."),
+        typer.Option(help="TOML with markets.<SYMBOL> tables: tick_size/lot_size/min_qty/min_notional."),
     ] = None,
 ) -> None:
     """Serve stored candles as Binance spot (/api/v3) and Bitget v2 spot (/api/v2) on loopback."""
