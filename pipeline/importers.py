@@ -139,14 +139,17 @@ def _pick(parsed: ParsedFile, what: str, given: str | None) -> str | None:
     return given or found
 
 
-def _prepare(parsed: ParsedFile, exchange: str, pair: str | None, tf: str | None, off_grid: OffGrid) -> PreparedImport:
-    for what, value in (("pair", pair), ("timeframe", tf)):
-        if value is None:
-            raise ConfigError(
-                f"{parsed.path}: cannot tell the {what} from the file name",
-                f"pass --{what} (e.g. --{what} {'BTC/USDT' if what == 'pair' else '5m'}), or name the file like BTC_USDT-5m.csv",
-            )
-    assert pair is not None and tf is not None
+def _known(parsed: ParsedFile, what: str, value: str | None) -> str:
+    if value is None:
+        raise ConfigError(
+            f"{parsed.path}: cannot tell the {what} from the file name",
+            f"pass --{what} (e.g. --{what} {'BTC/USDT' if what == 'pair' else '5m'}), or name the file like BTC_USDT-5m.csv",
+        )
+    return value
+
+
+def _prepare(parsed: ParsedFile, exchange: str, pair_: str | None, tf_: str | None, off_grid: OffGrid) -> PreparedImport:
+    pair, tf = _known(parsed, "pair", pair_), _known(parsed, "timeframe", tf_)
     pair_dir(pair)
     if parsed.frame.empty:
         raise DataError(f"{parsed.path}: holds no candles", "check that it is the right file")

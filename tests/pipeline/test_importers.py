@@ -170,6 +170,11 @@ def test_other_bad_inputs(store, tmp_path):
         import_path(store, tmp_path / "BTC_USDT-5m.feather", "binance")
     with pytest.raises(ConfigError, match="must look like 'BTC/USDT'"):
         import_path(store, tmp_path / "x.csv", "binance", pair="btcusdt")
+    (tmp_path / "ETH_USDT-5m.json").write_text("[]")
+    (tmp_path / "SOL_USDT-5m.csv").write_text("ts,open,high,low,close,volume\n")
+    for name in ("ETH_USDT-5m.json", "SOL_USDT-5m.csv"):
+        with pytest.raises(DataError, match="holds no candles"):
+            import_path(store, tmp_path / name, "binance")
     with pytest.raises(DataError, match="no such file"):
         import_path(store, tmp_path / "nope.json", "binance")
 
