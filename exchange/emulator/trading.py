@@ -1,0 +1,142 @@
+"""The emulator's trading state: accounts by API key and the matching engine over the stored candles.
+
+It lives in `state.extensions["trading"]`, so `state.snapshot()` shows balances and open orders.
+Route providers call `trading_state(state)`; tests configure it first with `install_trading`:
+
+    trading = install_trading(state, accounts=[AccountSpec("t", "k", "s", "p", {"USDT": 1000})],
+                              fill_policy=FillPolicy(max_fill_fraction=0.5))
+    ... requests ...
+    trading.account("t").open_orders()
+
+Every trading request first matches resting orders on the bars closed by `now` (`sync`), under
+`state.lock`, so what a client sees is always the book as of the virtual clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from core.timeframes import timeframe_ms
+from exchange.emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
+from exchange.emulator.candles import TS
+from exchange.emulator.matching import FillPolicy, MatchingEngine
+from exchange.emulator.state import EmulatorState
+
+EXTENSION = "trading"
+_CHUNK_BARS = 50_000
+
+
+class CandleBars:
+    """The matching engine's bars: one series per symbol from the emulator's candle book."""
+
+    def __init__(self, state: EmulatorState, match_timeframe: str | None = None) -> None:
+        self.state = state
+        # None: the finest stored timeframe of each symbol.
+        self.match_timeframe = match_timeframe
+
+    def _tf(self, symbol_id: str) -> str | None:
+        if self.match_timeframe is not None:
+            return self.match_timeframe
+        tfs = self.state.candles.stored_timeframes(symbol_id)
+        return tfs[0] if tfs else None
+
+    def bar_ms(self, symbol_id: str) -> int | None:
+        tf = self._tf(symbol_id)
+        return timeframe_ms(tf) if tf else None
+
+    def closed_bars(self, symbol_id: str, start_ms: int, now_ms: int) -> np.ndarray:
+        tf = self._tf(symbol_id)
+        if tf is None:
+            return np.empty((0, 6))
+        bar_ms = timeframe_ms(tf)
+        chunks = []
+        while True:
+            rows = self.state.candles.window(symbol_id, tf, now_ms, start_ms=start_ms, limit=_CHUNK_BARS)
+            rows = rows[rows[:, TS] + bar_ms <= now_ms]
+            chunks.append(rows)
+            if len(rows) < _CHUNK_BARS:
+                break
+            start_ms = int(rows[-1, TS]) + bar_ms
+        return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+
+    def last_price(self, symbol_id: str, now_ms: int) -> float | None:
+        return self.state.candles.last_price(symbol_id, now_ms)
+
+
+class TradingState:
+    def __init__(
+        self,
+        state: EmulatorState,
+        accounts: Iterable[AccountSpec] = DEFAULT_ACCOUNTS,
+        fill_policy: FillPolicy | None = None,
+        match_timeframe: str | None = None,
+    ) -> None:
+        self.state = state
+        self.engine = MatchingEngine(CandleBars(state, match_timeframe), fill_policy)
+        self.accounts: dict[str, Account] = {}
+        self._by_key: dict[str, Account] = {}
+        for spec in accounts:
+            self.add_account(spec)
+
+    def add_account(self, spec: AccountSpec) -> Account:
+        if spec.key in self._by_key:
+            raise ValueError(f"API key of account {spec.name!r} is already used")
+        acc = Account(spec)
+        with self.state.lock:
+            self.accounts[spec.name] = acc
+            self._by_key[spec.key] = acc
+        return acc
+
+    def by_key(self, key: str) -> Account | None:
+        return self._by_key.get(key)
+
+    def account(self, name: str) -> Account:
+        return self.accounts[name]
+
+    @property
+    def fill_policy(self) -> FillPolicy:
+        return self.engine.policy
+
+    def set_fill_policy(self, policy: FillPolicy) -> None:
+        """Switch partial fills on or off mid-test (takes effect on the next bar matched)."""
+        with self.state.lock:
+            self.engine.policy = policy
+
+    def sync(self, now_ms: int | None = None) -> int:
+        """Match resting orders on every bar closed by now; returns the number of fills."""
+        with self.state.lock:
+            now = self.state.now_ms() if now_ms is None else now_ms
+            markets = {sid: m for sid, m in self.state.markets.items()}
+            return self.engine.match(self.accounts.values(), markets, now)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.state.lock:
+            self.sync()
+            return {
+                "fill_policy": vars(self.engine.policy).copy(),
+                "accounts": {name: acc.snapshot() for name, acc in sorted(self.accounts.items())},
+            }
+
+
+def install_trading(
+    state: EmulatorState,
+    accounts: Iterable[AccountSpec] = DEFAULT_ACCOUNTS,
+    fill_policy: FillPolicy | None = None,
+    match_timeframe: str | None = None,
+) -> TradingState:
+    """Create (or replace) the trading state of `state`; call before the trading routes serve."""
+    trading = TradingState(state, accounts, fill_policy, match_timeframe)
+    state.extensions[EXTENSION] = trading
+    return trading
+
+
+def trading_state(state: EmulatorState) -> TradingState:
+    """The trading state of `state`, created with the default account when none was installed."""
+    with state.lock:
+        existing = state.extensions.get(EXTENSION)
+        if existing is None:
+            existing = install_trading(state)
+        return existing
