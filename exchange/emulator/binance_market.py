@@ -11,12 +11,11 @@ import json
 from typing import Any
 
 from core.timeframes import SUPPORTED_TIMEFRAMES, timeframe_ms
-from exchange.emulator.candles import CLOSE, HIGH, LOW, OPEN, TS, VOLUME
 from exchange.emulator.markets import EmulatorMarket
 from exchange.emulator.quotes import book, stats_24h
 from exchange.emulator.router import HttpError, Request, Response, Router
 from exchange.emulator.state import EmulatorState
-from exchange.emulator.wire import fixed, int_param, num
+from exchange.emulator.wire import candle_fields, fixed, int_param, num
 
 VENUE = "binance"
 KLINES_DEFAULT_LIMIT, KLINES_MAX_LIMIT = 500, 1000
@@ -140,22 +139,11 @@ def exchange_info_symbol(m: EmulatorMarket) -> dict[str, Any]:
     }
 
 
-def kline_row(row: Any, tf_ms: int) -> list[Any]:
-    typical = (row[HIGH] + row[LOW] + row[CLOSE]) / 3.0
+def kline_rows(rows: Any, tf_ms: int) -> list[list[Any]]:
+    """The 12-field rows of /api/v3/klines; trade count and taker volumes are not stored (0)."""
     return [
-        int(row[TS]),
-        num(row[OPEN]),
-        num(row[HIGH]),
-        num(row[LOW]),
-        num(row[CLOSE]),
-        num(row[VOLUME]),
-        int(row[TS]) + tf_ms - 1,
-        # Not stored: quote volume approximated with the typical price; trades and taker volumes 0.
-        num(round(row[VOLUME] * typical, 8)),
-        0,
-        "0",
-        "0",
-        "0",
+        [ts, o, h, lo, c, v, ts + tf_ms - 1, q, 0, "0", "0", "0"]
+        for ts, o, h, lo, c, v, q in candle_fields(rows)
     ]
 
 
@@ -203,7 +191,7 @@ def register_binance_market_routes(router: Router, state: EmulatorState) -> None
             market.symbol_id, interval, state.now_ms(), start, end, limit, newest=start is None
         )
         tf_ms = timeframe_ms(interval)
-        return Response(200, [kline_row(r, tf_ms) for r in rows])
+        return Response(200, kline_rows(rows, tf_ms))
 
     def ticker_24hr(req: Request) -> Response:
         out = [t for m in symbols_param(state, req.query) if (t := _ticker_body(state, m)) is not None]

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchange.emulator.candles import CLOSE, HIGH, LOW, OPEN, TS, VOLUME
 from exchange.emulator.markets import EmulatorMarket
 from exchange.emulator.quotes import book, stats_24h
 from exchange.emulator.router import HttpError, Request, Response, Router
 from exchange.emulator.state import EmulatorState
-from exchange.emulator.wire import decimals_of, int_param, num
+from exchange.emulator.wire import candle_fields, decimals_of, int_param, num
 
 VENUE = "bitget"
 CANDLES_DEFAULT_LIMIT, CANDLES_MAX_LIMIT, HISTORY_MAX_LIMIT = 100, 1000, 200
@@ -87,19 +86,9 @@ def symbol_body(m: EmulatorMarket) -> dict[str, Any]:
     }
 
 
-def candle_row(row: Any) -> list[str]:
-    quote_vol = num(round(row[VOLUME] * (row[HIGH] + row[LOW] + row[CLOSE]) / 3.0, 8))
-    return [
-        str(int(row[TS])),
-        num(row[OPEN]),
-        num(row[HIGH]),
-        num(row[LOW]),
-        num(row[CLOSE]),
-        num(row[VOLUME]),
-        # usdtVol and quoteVol are not stored: approximated with the typical price.
-        quote_vol,
-        quote_vol,
-    ]
+def candle_rows(rows: Any) -> list[list[str]]:
+    """Bitget's 8 string fields: ts, o, h, l, c, base volume, usdt volume, quote volume."""
+    return [[str(ts), o, h, lo, c, v, q, q] for ts, o, h, lo, c, v, q in candle_fields(rows)]
 
 
 def register_bitget_market_routes(router: Router, state: EmulatorState) -> None:
@@ -185,7 +174,7 @@ def _candles(state: EmulatorState, req: Request, max_limit: int) -> Response:
     # endTime is exclusive ("data before this timestamp"); the window aligns on it.
     end_incl = None if end is None else end - 1
     rows = state.candles.window(market.symbol_id, tf, state.now_ms(), start, end_incl, limit, newest=True)
-    return ok(state, [candle_row(r) for r in rows])
+    return ok(state, candle_rows(rows))
 
 
 def _ticker_body(state: EmulatorState, m: EmulatorMarket) -> dict[str, Any] | None:

@@ -45,3 +45,18 @@ def int_param(
         return int(raw)
     except ValueError:
         raise error from None
+
+
+def candle_fields(rows: np.ndarray) -> list[tuple[int, str, str, str, str, str, str]]:
+    """(ts, open, high, low, close, volume, quote volume) per candle row, formatted for the wire.
+
+    The quote volume is not stored: it is approximated with the typical price (h + l + c) / 3.
+    Works on plain Python floats (`tolist`), which is several times faster than numpy scalars.
+    """
+    if not len(rows):
+        return []
+    quote = np.round(rows[:, 5] * (rows[:, 2] + rows[:, 3] + rows[:, 4]) / 3.0, 8)
+    return [
+        (int(ts), num(o), num(h), num(lo), num(c), num(v), num(q))
+        for (ts, o, h, lo, c, v), q in zip(rows.tolist(), quote.tolist(), strict=True)
+    ]
