@@ -1,44 +1,36 @@
-"""Idempotent client order ids, derived from the order intent alone.
+"""Client order ids of this bot's intents: `exchange.port.client_order_id` over the intent's fields.
 
-Binance accepts `newClientOrderId` matching `^[.A-Z:/a-z0-9_-]{1,36}$`; Bitget's `clientOid` takes up to
-40 characters. We use lower-case letters and digits only, 24 characters: a short namespace (the bot's
-name, so two bots on one account never collide), then a base-32 hash of the intent. The same intent
-always gives the same id, so a retry or a re-decision after a crash can never create a second order:
-the venue (and the adapter's lookup by client id) sees the same id again.
+The port makes the id (venue-safe charset and length, deterministic hash); this module decides what
+the intent key is and which prefix marks the bot. The prefix is a 4-character tag of `live.bot_name`,
+so two bots on one account never collide and the runner never touches an order it did not place.
+The same intent always gives the same id, so a retry or a re-decision after a crash can never create
+a second order: the venue (and the adapter's lookup by client id) sees the same id again.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 
-CLIENT_ID_LEN = 24
-_NS_LEN = 4
-_SAFE = re.compile(r"^[a-z0-9]+$")
+from exchange.port import client_order_id
 
-
-def namespace_tag(name: str) -> str:
-    """A 4-character tag for a bot name (any text): letters/digits only, stable across runs."""
-    return _b32(hashlib.sha256(name.encode()).digest())[:_NS_LEN]
+_TAG_LEN = 4
+CLIENT_ID_LEN = _TAG_LEN + 28
 
 
-def client_order_id(namespace: str, pair: str, bar_ts: int, slot: int, side: str, price: float, amount: float) -> str:
-    """Deterministic, venue-safe id for one order intent (`repr` of floats is exact and stable)."""
-    tag = namespace_tag(namespace)
-    key = f"{pair}|{bar_ts}|{slot}|{side}|{price!r}|{amount!r}"
-    body = _b32(hashlib.sha256(f"{tag}|{key}".encode()).digest())
-    cid = "a" + tag + body[: CLIENT_ID_LEN - 1 - _NS_LEN]
-    assert _SAFE.match(cid) and len(cid) == CLIENT_ID_LEN
-    return cid
+def namespace_tag(bot_name: str) -> str:
+    """4 lower-case letters/digits for a bot name, stable across runs."""
+    return base64.b32encode(hashlib.sha256(bot_name.encode()).digest()).decode().lower()[:_TAG_LEN]
 
 
-def is_ours(client_id: str | None, namespace: str) -> bool:
+def intent_client_id(bot_name: str, pair: str, bar_ts: int, slot: int, side: str, price: float, amount: float) -> str:
+    """Deterministic id of one order intent (`repr` of a float is exact and stable)."""
+    key = f"{bot_name}|{pair}|{bar_ts}|{slot}|{side}|{price!r}|{amount!r}"
+    return client_order_id(key, prefix=namespace_tag(bot_name))
+
+
+def is_ours(client_id: str | None, bot_name: str) -> bool:
     """True when an order on the venue was placed by this bot (other orders are left alone)."""
     return bool(client_id) and len(client_id or "") == CLIENT_ID_LEN and (client_id or "").startswith(
-        "a" + namespace_tag(namespace)
+        namespace_tag(bot_name)
     )
-
-
-def _b32(raw: bytes) -> str:
-    return base64.b32encode(raw).decode().rstrip("=").lower()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from live.ids import client_order_id
+from live.ids import intent_client_id
 
 SCHEMA_VERSION = 1
 
@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS intents(
     side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
     role TEXT NOT NULL CHECK (role IN ('entry', 'exit')),
     slot INTEGER NOT NULL,
+    order_type TEXT NOT NULL CHECK (order_type IN ('limit', 'market')),
+    kind INTEGER NOT NULL,
+    ref INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    aux REAL NOT NULL,
     price REAL NOT NULL CHECK (price > 0),
     amount REAL NOT NULL CHECK (amount > 0),
     bar_ts INTEGER NOT NULL,
@@ -100,12 +105,25 @@ CREATE TABLE IF NOT EXISTS events(
 
 
 @dataclass(frozen=True)
+class EngineRef:
+    """Which engine order an intent carries out (`strategies.engine.EngineOrder` identity), so a fill
+    can be booked into the engine even after a restart."""
+
+    kind: int = 0
+    ref: int = 0
+    epoch: int = 0
+    aux: float = 0.0
+    market: bool = False
+
+
+@dataclass(frozen=True)
 class Intent:
     client_id: str
     pair: str
     side: str
     role: str
     slot: int
+    engine: EngineRef
     price: float
     amount: float
     bar_ts: int
@@ -228,24 +246,33 @@ class StateStore:
     # ---- intents ------------------------------------------------------------------------------
 
     def add_intent(
-        self, *, pair: str, side: str, role: str, slot: int, price: float, amount: float, bar_ts: int, now_ms: int
+        self, *, pair: str, side: str, role: str, slot: int, price: float, amount: float, bar_ts: int, now_ms: int,
+        engine: EngineRef | None = None,
     ) -> Intent:
         """Persist an order intent (committed on return) and give it its deterministic client id.
 
         The id depends only on the intent, so re-deciding the same order for the same bar after a
-        crash yields the same id: the existing row is returned and nothing is sent twice.
+        crash yields the same id: the existing row is returned and nothing is sent twice. A row the
+        venue proved it never took (expired: looked up and not found; rejected) is revived under
+        the same id, which is safe for the same reason.
         """
-        cid = client_order_id(self.namespace, pair, bar_ts, slot, side, price, amount)
+        e = engine or EngineRef()
+        cid = intent_client_id(self.namespace, pair, bar_ts, slot, side, price, amount)
         with self.tx() as db:
             row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
             if row is None:
                 seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM intents").fetchone()[0]
                 db.execute(
-                    "INSERT INTO intents(client_id, seq, pair, side, role, slot, price, amount, bar_ts, status,"
-                    " filled, created_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?)",
-                    (cid, seq, pair, side, role, slot, price, amount, bar_ts, INTENT, now_ms, now_ms),
+                    "INSERT INTO intents(client_id, seq, pair, side, role, slot, order_type, kind, ref, epoch, aux,"
+                    " price, amount, bar_ts, status, filled, created_ms, updated_ms)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)",
+                    (cid, seq, pair, side, role, slot, "market" if e.market else "limit", e.kind, e.ref, e.epoch,
+                     e.aux, price, amount, bar_ts, INTENT, now_ms, now_ms),
                 )
-                row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
+            elif row["status"] in (EXPIRED, REJECTED) and row["filled"] == 0:
+                db.execute("UPDATE intents SET status = ?, updated_ms = ?, reason = NULL WHERE client_id = ?",
+                           (INTENT, now_ms, cid))
+            row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
         return _intent(row)
 
     def set_status(
@@ -287,6 +314,18 @@ class StateStore:
 
     def active_intents(self, pair: str | None = None) -> list[Intent]:
         return self.intents(pair, ACTIVE)
+
+    def intent_by_venue_id(self, pair: str, venue_order_id: str) -> Intent | None:
+        row = self._db.execute("SELECT * FROM intents WHERE pair = ? AND venue_order_id = ?",
+                               (pair, venue_order_id)).fetchone()
+        return None if row is None else _intent(row)
+
+    def set_slot(self, client_id: str, slot: int, engine: EngineRef, now_ms: int) -> None:
+        """A kept order now carries out another engine order (the engine renumbered it)."""
+        with self.tx() as db:
+            db.execute("UPDATE intents SET slot = ?, kind = ?, ref = ?, epoch = ?, aux = ?, updated_ms = ?"
+                       " WHERE client_id = ?",
+                       (slot, engine.kind, engine.ref, engine.epoch, engine.aux, now_ms, client_id))
 
     # ---- fills and positions --------------------------------------------------------------------
 
@@ -442,5 +481,7 @@ class StateStore:
 
 
 def _intent(r: sqlite3.Row) -> Intent:
-    return Intent(r["client_id"], r["pair"], r["side"], r["role"], r["slot"], r["price"], r["amount"], r["bar_ts"],
-                  r["status"], r["venue_order_id"], r["filled"], r["created_ms"], r["updated_ms"], r["reason"])
+    eng = EngineRef(r["kind"], r["ref"], r["epoch"], r["aux"], r["order_type"] == "market")
+    return Intent(r["client_id"], r["pair"], r["side"], r["role"], r["slot"], eng, r["price"], r["amount"],
+                  r["bar_ts"], r["status"], r["venue_order_id"], r["filled"], r["created_ms"], r["updated_ms"],
+                  r["reason"])

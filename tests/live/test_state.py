@@ -7,8 +7,9 @@ import sqlite3
 import pytest
 
 from core.errors import ConfigError
-from live.ids import CLIENT_ID_LEN, client_order_id, is_ours
-from live.state import CANCELLED, FILLED, INTENT, OPEN, SENT, Fill, StateStore
+from exchange.port import CLIENT_ORDER_ID_RE
+from live.ids import CLIENT_ID_LEN, intent_client_id, is_ours
+from live.state import CANCELLED, EXPIRED, FILLED, INTENT, OPEN, SENT, EngineRef, Fill, StateStore
 
 PAIR = "BTC/USDT"
 
@@ -38,17 +39,17 @@ def test_wal_mode_and_schema_version(store, tmp_path):
 
 
 def test_client_ids_are_deterministic_venue_safe_and_namespaced():
-    a = client_order_id("bot1", PAIR, 300_000, 3, "buy", 100.5, 0.25)
-    assert a == client_order_id("bot1", PAIR, 300_000, 3, "buy", 100.5, 0.25)
-    assert len(a) == CLIENT_ID_LEN and a.isalnum() and a == a.lower()
+    a = intent_client_id("bot1", PAIR, 300_000, 3, "buy", 100.5, 0.25)
+    assert a == intent_client_id("bot1", PAIR, 300_000, 3, "buy", 100.5, 0.25)
+    assert len(a) == CLIENT_ID_LEN and CLIENT_ORDER_ID_RE.match(a) and a == a.lower()
     others = {
-        client_order_id("bot2", PAIR, 300_000, 3, "buy", 100.5, 0.25),
-        client_order_id("bot1", "ETH/USDT", 300_000, 3, "buy", 100.5, 0.25),
-        client_order_id("bot1", PAIR, 600_000, 3, "buy", 100.5, 0.25),
-        client_order_id("bot1", PAIR, 300_000, 4, "buy", 100.5, 0.25),
-        client_order_id("bot1", PAIR, 300_000, 3, "sell", 100.5, 0.25),
-        client_order_id("bot1", PAIR, 300_000, 3, "buy", 100.51, 0.25),
-        client_order_id("bot1", PAIR, 300_000, 3, "buy", 100.5, 0.26),
+        intent_client_id("bot2", PAIR, 300_000, 3, "buy", 100.5, 0.25),
+        intent_client_id("bot1", "ETH/USDT", 300_000, 3, "buy", 100.5, 0.25),
+        intent_client_id("bot1", PAIR, 600_000, 3, "buy", 100.5, 0.25),
+        intent_client_id("bot1", PAIR, 300_000, 4, "buy", 100.5, 0.25),
+        intent_client_id("bot1", PAIR, 300_000, 3, "sell", 100.5, 0.25),
+        intent_client_id("bot1", PAIR, 300_000, 3, "buy", 100.51, 0.25),
+        intent_client_id("bot1", PAIR, 300_000, 3, "buy", 100.5, 0.26),
     }
     assert a not in others and len(others) == 7
     assert is_ours(a, "bot1") and not is_ours(a, "bot2") and not is_ours("x-TKT5PX2Fabc", "bot1")
@@ -59,6 +60,24 @@ def test_same_intent_twice_is_one_row(store):
     b = _intent(store)
     assert a.client_id == b.client_id and a.status == INTENT
     assert len(store.intents()) == 1
+
+
+def test_expired_intent_is_revived_under_the_same_id_but_a_filled_one_is_not(store):
+    a = _intent(store)
+    store.set_status(a.client_id, EXPIRED, 2, reason="not on the venue")
+    b = _intent(store)
+    assert b.client_id == a.client_id and b.status == INTENT and b.reason is None
+    store.set_status(a.client_id, FILLED, 3)
+    assert _intent(store).status == FILLED
+
+
+def test_engine_identity_round_trips(store):
+    ref = EngineRef(kind=4, ref=2, epoch=7, aux=101.5, market=True)
+    a = store.add_intent(pair=PAIR, side="buy", role="entry", slot=400_002, price=100.0, amount=1.0, bar_ts=0,
+                         now_ms=1, engine=ref)
+    assert store.intent(a.client_id).engine == ref
+    store.set_status(a.client_id, OPEN, 2, venue_order_id="77")
+    assert store.intent_by_venue_id(PAIR, "77").client_id == a.client_id
 
 
 def test_intent_is_committed_before_return(store, tmp_path):
