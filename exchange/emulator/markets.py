@@ -97,7 +97,7 @@ def make_market(
                 f"emulator markets.{base + quote}: unknown keys {sorted(unknown)}",
                 f"allowed: {', '.join(sorted(allowed | {'status'}))}",
             )
-        rule_kw = {k: float(v) for k, v in overrides.items() if k in allowed}
+        rule_kw: dict[str, Any] = {k: float(v) for k, v in overrides.items() if k in allowed}
         market = EmulatorMarket(
             base, quote, replace(rules, **rule_kw), str(overrides.get("status", "TRADING"))
         )

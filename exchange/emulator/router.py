@@ -170,7 +170,7 @@ class Router:
             except HttpError as e:
                 return e.response
 
-        call = endpoint
+        call: CallNext = endpoint
         for mw in reversed(chain):
             call = _bind(mw, call)
         try:

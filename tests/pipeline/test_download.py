@@ -49,7 +49,7 @@ def _server(tf: str, df: pd.DataFrame, now_ms: int) -> EmulatorServer:
 
 @pytest.fixture()
 def emu_1m(shared_ohlcv: Path) -> Iterator[tuple[EmulatorServer, pd.DataFrame]]:
-    df = shared_1m(shared_ohlcv, 3500)
+    df = shared_1m(shared_ohlcv, 2500)  # binance: 3 pages, bitget: 13
     server = _server("1m", df, int(df.ts.iloc[-1]) + MIN)
     yield server, df
     server.stop()
