@@ -178,15 +178,26 @@ class RiskConfig(Section):
 
 
 class TuningConfig(Section):
+    # Trials per study (one study per regime, plus the static grid and static DCA baselines).
     n_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
     seed: int = 42
+    # Threads the backtests of one trial batch run on (numba releases the GIL).
     n_jobs: Annotated[int, Field(ge=1, le=64)] = 2
     # Empty: a local journal file under mlruns/optuna/. Or an RDB URL (postgresql://...).
     storage: str | None = None
     metric: Literal["calmar", "sortino", "sharpe", "total_return"] = "calmar"
+    # A parameter set with fewer fills (over all pairs) in any tuning window cannot win.
     min_trades: Annotated[int, Field(ge=0)] = 5
+    # ... nor one whose drawdown exceeds this on any pair in any window.
     max_drawdown_pct: Pct = 30.0
-    # Retrain promotion gate: the challenger must not be worse than the champion by more than this.
+    # Walk-forward: the out-of-fold span is cut into `folds` tuning windows, then the held-back window
+    # (the newest holdout_pct of the span) on which every policy and baseline is scored once.
+    folds: Annotated[int, Field(ge=1, le=20)] = 3
+    holdout_pct: Annotated[float, Field(gt=0, lt=90)] = 25.0
+    # A regime active on fewer bars of the tuning windows is not tuned: it pauses new entries.
+    min_regime_bars: Annotated[int, Field(ge=1)] = 100
+    # Retrain promotion gate: the challenger must not be worse than the champion by more than this
+    # (in units of `metric`).
     promotion_margin: Annotated[float, Field(ge=0)] = 0.0
 
 

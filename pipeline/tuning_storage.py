@@ -11,11 +11,15 @@ Storage strings (config `tuning.storage`, CLI `--storage`):
 The journal is appended under an `fcntl.flock` on a sidecar file instead of Optuna's default symlink lock:
 the kernel drops a flock when its process dies, so a crashed worker never leaves a stale lock behind, and
 a lock that stays busy longer than `lock_timeout_s` ends in one clear message instead of a silent hang.
+Appends are written and flushed but not fsync'ed: other processes see them at once (page cache) and a
+killed process loses nothing it wrote; only a power cut may lose the newest trials. An fsync per
+operation cost ~5 ms here (~60 ms per trial, more than the backtests), so tuning would crawl with it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 import warnings
@@ -24,7 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optuna.storages.journal._file import BaseJournalFileLock  # the public lock classes derive from it
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import BaseJournalFileLock, get_lock_file  # base of the public locks
 
 from core.errors import AIOTradeError
 
@@ -83,11 +88,10 @@ def open_storage(storage: str | None, *, lock_timeout_s: float = 60.0) -> optuna
 
 def _open_journal(path: Path, lock_timeout_s: float) -> optuna.storages.BaseStorage:
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path), lock_timeout_s))
+        backend = _FlushedJournalBackend(str(path), lock_obj=FlockJournalLock(str(path), lock_timeout_s))
         with storage_errors(f"journal:{path}"):
             return JournalStorage(backend)
     except OSError as e:
@@ -169,6 +173,15 @@ def _translate(e: Exception, url: str) -> TuningStorageError | None:
     if isinstance(e, ProgrammingError):
         return TuningStorageError(f"the Optuna storage {where} refused a query: {e.orig}", _FIX_DEFAULT)
     return None
+
+
+class _FlushedJournalBackend(JournalFileBackend):
+    """Optuna's journal file, appended under the lock with one write + flush and no fsync (see above)."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(entry, separators=(",", ":")) for entry in logs) + "\n").encode("utf-8")
+        with get_lock_file(self._lock), open(self._file_path, "ab") as f:
+            f.write(data)
 
 
 class FlockJournalLock(BaseJournalFileLock):
