@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ccxt
@@ -194,6 +194,16 @@ class CcxtVenue(_Base):
 class AsyncCcxtVenue(_Base):
     """The port over `ccxt.async_support`: the same methods as coroutines; `await venue.close()`."""
 
+    def __init__(
+        self,
+        client: Any,
+        venue_quirks: TradingQuirks,
+        flows: VenueFlows,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(client, venue_quirks, flows)
+        self._sleep = sleep
+
     @classmethod
     def connect(
         cls,
@@ -205,6 +215,7 @@ class AsyncCcxtVenue(_Base):
         rate_limit: bool = True,
         retry: RetryPolicy | None = None,
         fees_pct: tuple[float | None, float | None] = (None, None),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         options: dict[str, Any] | None = None,
     ) -> AsyncCcxtVenue:
         q = quirks(name)
@@ -217,7 +228,7 @@ class AsyncCcxtVenue(_Base):
             rate_limit=rate_limit,
             options=options,
         )
-        return cls(client, q, VenueFlows(q, retry or RetryPolicy(), fees_pct))
+        return cls(client, q, VenueFlows(q, retry or RetryPolicy(), fees_pct), sleep)
 
     async def _run(self, flow: Flow) -> Any:
         value: Any = None
@@ -229,7 +240,7 @@ class AsyncCcxtVenue(_Base):
                 return stop.value
             value, error = None, None
             if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
+                await self._sleep(step.seconds)
                 continue
             try:
                 value = await getattr(self.client, step.method)(*step.args, **step.kwargs)

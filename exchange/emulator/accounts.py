@@ -111,6 +111,8 @@ class Account:
         self.trades: list[SimTrade] = []
         # Order ids changed since the last `drain_changes()` (the paper venue persists only those).
         self.changed_orders: set[int] = set()
+        # Ids of the open orders, so matching and listings never scan the whole history.
+        self._open: dict[int, None] = {}
 
     @property
     def name(self) -> str:
@@ -127,16 +129,23 @@ class Account:
     def add_order(self, order: SimOrder) -> None:
         self.orders[order.order_id] = order
         self.by_client_id[order.client_order_id] = order.order_id
+        self.mark_changed(order)
+
+    def mark_changed(self, order: SimOrder) -> None:
+        """Record that `order` changed (status, fills): keeps the open index and the save list."""
         self.changed_orders.add(order.order_id)
+        if order.is_open:
+            self._open[order.order_id] = None
+        else:
+            self._open.pop(order.order_id, None)
 
     def order_by_client_id(self, client_order_id: str) -> SimOrder | None:
         oid = self.by_client_id.get(client_order_id)
         return self.orders.get(oid) if oid is not None else None
 
     def open_orders(self, symbol_id: str | None = None) -> list[SimOrder]:
-        return [
-            o for o in self.orders.values() if o.is_open and (symbol_id is None or o.symbol_id == symbol_id)
-        ]
+        orders = (self.orders[i] for i in self._open)
+        return [o for o in orders if symbol_id is None or o.symbol_id == symbol_id]
 
     def drain_changes(self) -> set[int]:
         changed, self.changed_orders = self.changed_orders, set()

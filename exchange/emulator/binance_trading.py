@@ -21,7 +21,7 @@ from exchange.emulator.router import HttpError, Request, Response, Router
 from exchange.emulator.signing import binance_signature_ok, split_binance_signature
 from exchange.emulator.state import EmulatorState
 from exchange.emulator.trading import TradingState, trading_state
-from exchange.emulator.wire import fixed, int_param
+from exchange.emulator.wire import fixed
 
 VENUE = "binance"
 DEFAULT_RECV_WINDOW_MS, MAX_RECV_WINDOW_MS, MAX_AHEAD_MS = 5_000, 60_000, 1_000
@@ -39,6 +39,19 @@ def _mandatory(name: str) -> HttpError:
     return binance_error(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
 
 
+def _int(params: dict[str, str], name: str, default: int | None = None) -> int | None:
+    """An integer parameter; Binance's -1100 answer when it is not one (built only then)."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise binance_error(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        ) from None
+
+
 def authenticate(req: Request, trading: TradingState, now_ms: int) -> Account:
     """The account a signed request acts for, or the HttpError Binance would answer."""
     key = req.header("x-mbx-apikey")
@@ -54,10 +67,10 @@ def authenticate(req: Request, trading: TradingState, now_ms: int) -> Account:
     if not binance_signature_ok(account.spec.secret, payload, signature):
         raise binance_error(-1022, "Signature for this request is not valid.")
     params = req.params()
-    ts = int_param(params, "timestamp", _mandatory("timestamp"))
+    ts = _int(params, "timestamp")
     if ts is None:
         raise _mandatory("timestamp")
-    window = int_param(params, "recvWindow", _mandatory("recvWindow"), DEFAULT_RECV_WINDOW_MS)
+    window = _int(params, "recvWindow", DEFAULT_RECV_WINDOW_MS)
     if window is None or window > MAX_RECV_WINDOW_MS or window <= 0:
         raise binance_error(-1131, "recvWindow must be less than 60000")
     if ts >= now_ms + MAX_AHEAD_MS:
@@ -234,7 +247,7 @@ class BinanceTrading:
             market = symbol_market(self.state, p)
             assert market is not None
             start, end, limit = _range(p, 500)
-            from_id = int_param(p, "orderId", _mandatory("orderId"), 0) or 0
+            from_id = _int(p, "orderId", 0) or 0
             orders = [
                 o
                 for o in sorted(acc.orders.values(), key=lambda o: o.order_id)
@@ -251,8 +264,8 @@ class BinanceTrading:
             market = symbol_market(self.state, p)
             assert market is not None
             start, end, limit = _range(p, 500)
-            order_id = int_param(p, "orderId", _mandatory("orderId"))
-            from_id = int_param(p, "fromId", _mandatory("fromId"), 0) or 0
+            order_id = _int(p, "orderId")
+            from_id = _int(p, "fromId", 0) or 0
             trades = [
                 t
                 for t in acc.trades
@@ -303,7 +316,7 @@ def _float(p: dict[str, str], name: str) -> float | None:
 def _find_order(
     acc: Account, market: EmulatorMarket, p: dict[str, str], unknown: tuple[int, str]
 ) -> SimOrder:
-    oid = int_param(p, "orderId", _mandatory("orderId"))
+    oid = _int(p, "orderId")
     cid = p.get("origClientOrderId")
     if oid is None and not cid:
         raise binance_error(
@@ -316,9 +329,9 @@ def _find_order(
 
 
 def _range(p: dict[str, str], default_limit: int) -> tuple[int, int, int]:
-    start = int_param(p, "startTime", _mandatory("startTime"), 0) or 0
-    end = int_param(p, "endTime", _mandatory("endTime"), 2**62) or 2**62
-    limit = int_param(p, "limit", _mandatory("limit"), default_limit) or default_limit
+    start = _int(p, "startTime", 0) or 0
+    end = _int(p, "endTime", 2**62) or 2**62
+    limit = _int(p, "limit", default_limit) or default_limit
     return start, end, max(1, min(limit, 1000))
 
 

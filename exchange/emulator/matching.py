@@ -175,7 +175,7 @@ class MatchingEngine:
         order.locked_left = 0.0
         order.status = CANCELED
         order.updated_ms = now_ms
-        account.changed_orders.add(order.order_id)
+        account.mark_changed(order)
         return order
 
     def match(self, accounts: Iterable[Account], markets: Mapping[str, MarketLike], now_ms: int) -> int:
@@ -297,7 +297,7 @@ class MatchingEngine:
             )
         )
         self.next_trade_id += 1
-        acc.changed_orders.add(order.order_id)
+        acc.mark_changed(order)
 
     @staticmethod
     def _spend(acc: Account, order: SimOrder, asset: str, amount: float, resting: bool) -> None:

@@ -22,14 +22,11 @@ def binance_signature(secret: str, payload: str) -> str:
 def split_binance_signature(raw_query: str, body: str) -> tuple[str, str | None]:
     """(signed payload, signature or None) from the raw query and form body of a request."""
     total = raw_query + body  # Binance concatenates the two without a separator
-    if total.startswith("signature="):
-        head, sig, rest = "", total[len("signature=") :], ""
-    else:
-        head, sep, tail = total.rpartition("&signature=")
-        if not sep:
-            return total, None
-        sig, _, rest = tail.partition("&")
-    payload = head + ("&" + rest if rest else "")
+    head, sep, tail = ("&" + total).rpartition("&signature=")
+    if not sep:
+        return total, None
+    sig, _, rest = tail.partition("&")
+    payload = (head + "&" + rest)[1:] if head and rest else (head[1:] if head else rest)
     return payload, sig or None
 
 
