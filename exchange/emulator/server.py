@@ -4,6 +4,10 @@ One server serves both venues: Binance under `/api/v3/...` and `/sapi/...`, Bitg
 `/api/v2/...` (plus Bitget's `/api/v3/account/settings` UTA probe, answered with an error so ccxt
 stays on the classic endpoints). Both venues show the same markets and candles.
 
+Time is the virtual clock of `state.clock`: server-time endpoints return it, and no candle opened
+after it is ever served. The candle open at `now` is served partial, from what is known at `now`
+only (see `exchange.emulator.candles`), so clients must drop it, as on the real exchanges.
+
     with EmulatorServer(EmulatorState.from_frames({("BTC/USDT", "1m"): df})) as emu:
         ex = make_exchange("binance", base_url=emu.url)     # exchange.ccxt_client
         emu.state.clock.advance(60_000)
