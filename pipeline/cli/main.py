@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 # Command modules register themselves on `app` when imported.
 from pipeline.cli import (
@@ -25,9 +26,9 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except AIOTradeError as e:
-        _err.print(f"[bold red]error:[/] {e.problem}", highlight=False)
+        _err.print(f"[bold red]error:[/] {escape(e.problem)}", highlight=False)
         if e.fix:
-            _err.print(f"[yellow]fix:[/] {e.fix}", highlight=False)
+            _err.print(f"[yellow]fix:[/] {escape(e.fix)}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/]")
