@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,19 @@ from exchange.emulator.accounts import CANCELED, FILLED, Account, AccountSpec, S
 from exchange.emulator.matching import BALANCE, DUPLICATE, FillPolicy, MatchingEngine, Reject
 from exchange.paper_store import PaperStore
 from exchange.port import CANCELED as PORT_CANCELED
-from exchange.port import CLOSED, OPEN, Balance, Market, MarketData, Order, OrderRequest, Trade, prepare_order
+from exchange.port import (
+    CLOSED,
+    OPEN,
+    Balance,
+    Market,
+    MarketData,
+    Order,
+    OrderRequest,
+    OrderType,
+    Side,
+    Trade,
+    prepare_order,
+)
 
 _STATUS = {FILLED: CLOSED, CANCELED: PORT_CANCELED}
 _PAGE = 1000
@@ -184,11 +197,11 @@ class PaperVenue:
                     str(t.trade_id),
                     str(t.order_id),
                     t.symbol_id,
-                    t.side,
+                    cast(Side, t.side),
                     t.price,
                     t.qty,
                     t.fee,
-                    t.fee_asset,  # type: ignore[arg-type]
+                    t.fee_asset,
                     t.ts_ms,
                     t.is_maker,
                 )
@@ -220,9 +233,9 @@ class PaperVenue:
             id=str(o.order_id),
             client_order_id=o.client_order_id,
             symbol=o.symbol_id,
-            side=o.side,
-            type=o.type,
-            status=_STATUS.get(o.status, OPEN),  # type: ignore[arg-type]
+            side=cast(Side, o.side),
+            type=cast(OrderType, o.type),
+            status=_STATUS.get(o.status, OPEN),
             price=o.price if o.type == "limit" else None,
             amount=o.orig_qty,
             filled=o.executed_qty,

@@ -14,7 +14,7 @@ Every trading request first matches resting orders on the bars closed by `now` (
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from core.timeframes import timeframe_ms
 from exchange.emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
 from exchange.emulator.candles import TS
 from exchange.emulator.matching import FillPolicy, MatchingEngine
+from exchange.emulator.router import Router
 from exchange.emulator.state import EmulatorState
 
 EXTENSION = "trading"
@@ -140,3 +141,11 @@ def trading_state(state: EmulatorState) -> TradingState:
         if existing is None:
             existing = install_trading(state)
         return existing
+
+
+def trading_providers() -> list[Callable[[Router, EmulatorState], None]]:
+    """The route providers of the trading endpoints (Binance and Bitget), for `EmulatorServer`."""
+    from exchange.emulator.binance_trading import register_binance_trading_routes
+    from exchange.emulator.bitget_trading import register_bitget_trading_routes
+
+    return [register_binance_trading_routes, register_bitget_trading_routes]

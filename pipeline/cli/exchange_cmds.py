@@ -115,10 +115,14 @@ def emulator(
         Path | None,
         typer.Option(help="TOML with markets.<SYMBOL> tables: tick_size/lot_size/min_qty/min_notional."),
     ] = None,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(help="TOML with accounts.<name> tables (key, secret, passphrase, balances): also serve trading."),
+    ] = None,
 ) -> None:
     """Serve stored candles as Binance spot (/api/v3) and Bitget v2 spot (/api/v2) on loopback."""
     from core.candles import fmt_ts
-    from exchange.emulator import EmulatorServer, VirtualClock
+    from exchange.emulator import EmulatorServer, VirtualClock, default_providers
     from exchange.emulator.loading import state_from_store
     from exchange.emulator.markets import load_market_overrides
     from pipeline.download import parse_time_ms
@@ -129,7 +133,14 @@ def emulator(
     )
     if clock is None:
         state.clock.set_speed(speed)
-    server = EmulatorServer(state, port=port)
+    providers = default_providers()
+    if accounts is not None:  # the trading endpoints (orders, balances, signatures) for these accounts
+        from exchange.emulator.accounts import load_accounts
+        from exchange.emulator.trading import install_trading, trading_providers
+
+        install_trading(state, load_accounts(accounts))
+        providers += trading_providers()
+    server = EmulatorServer(state, port=port, providers=providers)
     for m in state.snapshot()["markets"].values():
         _out.print(
             f"  {m['pair']:<12} {', '.join(m['timeframes']):<16} tick {m['tick_size']} lot {m['lot_size']} "

@@ -25,7 +25,9 @@ from tests.exchange.contract.harness import KEY, PASSPHRASE, SECRET, make_emulat
 def test_binance_signature_matches_what_ccxt_signs() -> None:
     ex = ccxt.binance({"apiKey": KEY, "secret": SECRET, "options": {"timeDifference": 0}})
     for method in ("GET", "POST"):
-        signed = ex.sign("order", ["private"], method, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001"})
+        signed = ex.sign(
+            "order", ["private"], method, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.001"}
+        )
         query = signed["url"].split("?", 1)[1] if "?" in signed["url"] else ""
         payload, sig = split_binance_signature(query, signed["body"] or "")
         assert sig and binance_signature_ok(SECRET, payload, sig)
@@ -35,9 +37,15 @@ def test_binance_signature_matches_what_ccxt_signs() -> None:
 
 
 def test_bitget_signature_matches_what_ccxt_signs() -> None:
-    ex = ccxt.bitget({"apiKey": KEY, "secret": SECRET, "password": PASSPHRASE, "options": {"timeDifference": 0}})
-    get = ex.sign("v2/spot/trade/orderInfo", ["private", "spot"], "GET", {"orderId": "12", "clientOid": "a_b"})
-    post = ex.sign("v2/spot/trade/place-order", ["private", "spot"], "POST", {"symbol": "BTCUSDT", "size": "1"})
+    ex = ccxt.bitget(
+        {"apiKey": KEY, "secret": SECRET, "password": PASSPHRASE, "options": {"timeDifference": 0}}
+    )
+    get = ex.sign(
+        "v2/spot/trade/orderInfo", ["private", "spot"], "GET", {"orderId": "12", "clientOid": "a_b"}
+    )
+    post = ex.sign(
+        "v2/spot/trade/place-order", ["private", "spot"], "POST", {"symbol": "BTCUSDT", "size": "1"}
+    )
     for signed, method in ((get, "GET"), (post, "POST")):
         h = signed["headers"]
         path, _, query = signed["url"].split("://", 1)[1].split("/", 1)[1].partition("?")
@@ -46,7 +54,9 @@ def test_bitget_signature_matches_what_ccxt_signs() -> None:
         assert not bitget_signature_ok("other-secret", h["ACCESS-SIGN"], *args)
 
 
-def _req(path: str = "/api/v3/account", weight: int = 20, venue: str = "binance", method: str = "GET") -> Request:
+def _req(
+    path: str = "/api/v3/account", weight: int = 20, venue: str = "binance", method: str = "GET"
+) -> Request:
     req = Request(method, path, {}, client="10.0.0.1")
     req.route = Route(method, path, lambda r: Response(), venue, weight)
     return req
@@ -65,7 +75,11 @@ def test_rate_limiter_windows_429_then_418() -> None:
     assert resp.status == 200 and resp.headers["X-MBX-USED-WEIGHT-1M"] == "20"
     limited = RateLimiter(weight_per_window=1, window_s=10.0, time_fn=lambda: 3.0)
     bitget = [limited(_req("/api/v2/spot/account/assets", 1, "bitget"), ok) for _ in range(2)]
-    assert bitget[1].status == 429 and bitget[1].body["code"] == "429" and bitget[1].headers["Retry-After"] == "7"
+    assert (
+        bitget[1].status == 429
+        and bitget[1].body["code"] == "429"
+        and bitget[1].headers["Retry-After"] == "7"
+    )
 
 
 def test_fault_matching() -> None:
@@ -83,7 +97,10 @@ def test_accounts_config_errors_are_clear() -> None:
         ({}, "no [accounts"),
         ({"accounts": {"a": {"key": "k"}}}, "key and secret are required"),
         ({"accounts": {"a": {"key": "k", "secret": "s", "colour": 1}}}, "unknown keys"),
-        ({"accounts": {"a": {"key": "k", "secret": "s"}, "b": {"key": "k", "secret": "t"}}}, "used by another"),
+        (
+            {"accounts": {"a": {"key": "k", "secret": "s"}, "b": {"key": "k", "secret": "t"}}},
+            "used by another",
+        ),
         ({"accounts": {"a": {"key": "k", "secret": "s", "balances": {"USDT": -1}}}}, ">= 0"),
     ]
     for raw, message in bad:
@@ -95,7 +112,9 @@ def test_all_orders_fills_by_order_and_snapshot() -> None:
     server, trading, _ = make_emulator(sample_5m("BTC/USDT").iloc[:800].reset_index(drop=True))
     try:
         creds = {"apiKey": KEY, "secret": SECRET, "password": PASSPHRASE}
-        binance = ccxt.binance({"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}, **creds})
+        binance = ccxt.binance(
+            {"options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False}, **creds}
+        )
         bitget = ccxt.bitget({"options": {"fetchMarkets": {"types": ["spot"]}, "uta": False}, **creds})
         redirect(binance, server.url, keep_path=True)
         redirect(bitget, server.url, keep_path=False)
@@ -111,5 +130,27 @@ def test_all_orders_fills_by_order_and_snapshot() -> None:
         snap = server.state.snapshot()["trading"]["accounts"]["contract"]
         assert snap["orders"] == 2 and snap["trades"] == 1 and len(snap["open_orders"]) == 1
         assert snap["balances"]["USDT"]["locked"] == pytest.approx(10.0)
+    finally:
+        server.stop()
+
+
+def test_an_unconfigured_bitget_client_probes_uta_and_stays_classic() -> None:
+    server, trading, _ = make_emulator(sample_5m("BTC/USDT").iloc[:800].reset_index(drop=True))
+    try:
+        ex = ccxt.bitget(
+            {
+                "apiKey": KEY,
+                "secret": SECRET,
+                "password": PASSPHRASE,
+                "options": {"fetchMarkets": {"types": ["spot"]}},
+            }
+        )
+        redirect(ex, server.url, keep_path=False)
+        ex.load_markets()
+        ex.load_time_difference()
+        assert ex.fetch_balance()["USDT"]["free"] == 10_000.0
+        paths = [r.path for r in server.state.requests]
+        assert "/api/v3/account/settings" in paths and "/api/v2/spot/account/assets" in paths
+        assert ex.options["uta"] is False
     finally:
         server.stop()

@@ -182,3 +182,18 @@ def test_insufficient_balance(h: Harness) -> None:
 def test_unknown_market(h: Harness) -> None:
     with pytest.raises((FatalExchangeError, InvalidOrderError), match="DOGE/USDT"):
         h.venue.create_order(OrderRequest("DOGE/USDT", "buy", "limit", 10, client_order_id("doge"), 0.1))
+
+
+def test_only_spot_endpoints_are_called(h: Harness) -> None:
+    """ccxt is configured for spot: no futures, margin-trading or currency-list endpoints."""
+    h.venue.load_markets()
+    h.venue.fetch_balance()
+    o = h.venue.create_order(limit("buy", 0.001, 10_000.0, "spot-only"))
+    h.venue.cancel_order(SYMBOL, order_id=o.id)
+    paths = {r.path for r in h.server.state.requests}
+    assert paths and not [
+        p
+        for p in paths
+        if p.startswith(("/fapi", "/dapi", "/sapi", "/api/v2/mix", "/api/v3/account/settings"))
+    ]
+    assert "/api/v2/spot/public/coins" not in paths
