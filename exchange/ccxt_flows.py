@@ -29,7 +29,6 @@ import ccxt
 
 from core.errors import (
     FatalExchangeError,
-    InvalidOrderError,
     OrderNotFoundError,
     RetryableExchangeError,
 )
@@ -294,7 +293,7 @@ class VenueFlows:
                 found = yield from self.find_by_client_id(req.symbol, req.client_order_id)
                 if found is not None:
                     return found
-            except InvalidOrderError as e:
+            except FatalExchangeError as e:  # ccxt calls a duplicate InvalidOrder (Binance) or BadRequest
                 if not any(m in str(e) for m in self.quirks.duplicate_client_id_markers):
                     raise
                 found = yield from self.find_by_client_id(req.symbol, req.client_order_id)

@@ -132,6 +132,10 @@ def test_partial_fills_then_complete(h: Harness) -> None:
     done = h.venue.fetch_order(SYMBOL, order_id=o.id)
     assert (done.status, done.filled) == (CLOSED, 0.01)
     assert [t.amount for t in h.venue.fetch_trades(SYMBOL)] == [0.005, 0.005]
+    bar_ts = int(h.candles.ts.iloc[row])
+    assert [t.ts_ms >= bar_ts for t in h.venue.fetch_trades(SYMBOL, since_ms=bar_ts)] == [True, True]
+    assert len(h.venue.fetch_trades(SYMBOL, since_ms=bar_ts, limit=1)) == 1
+    assert h.venue.fetch_trades(SYMBOL, since_ms=bar_ts + 2 * FIVE_MIN_MS) == []
 
 
 def test_cancel_after_fill_returns_the_filled_order(h: Harness) -> None:

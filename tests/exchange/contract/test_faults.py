@@ -137,7 +137,9 @@ def test_429_waits_for_the_servers_retry_after(kind: str, candles: pd.DataFrame,
 
 
 @pytest.mark.parametrize("kind", ["binance-sync", "bitget-sync"])
-def test_a_client_that_keeps_going_is_banned_and_the_ban_is_not_slept(kind: str, candles: pd.DataFrame, tmp_path: Path) -> None:
+def test_a_client_that_keeps_going_is_banned_and_the_ban_is_not_slept(
+    kind: str, candles: pd.DataFrame, tmp_path: Path
+) -> None:
     h = build_harness(kind, candles, tmp_path)
     clock = FakeTime()
     limiter = RateLimiter(weight_per_window=1, window_s=60.0, ban_after=2, ban_s=600.0, time_fn=clock)
@@ -165,3 +167,30 @@ def test_a_client_that_keeps_going_is_banned_and_the_ban_is_not_slept(kind: str,
     finally:
         venue.close()
         h.close()
+
+
+NOT_FOUND = {
+    "binance": ("/api/v3/order", {"code": -2013, "msg": "Order does not exist."}),
+    "bitget": (
+        "/api/v2/spot/trade/orderInfo",
+        {"code": "00000", "msg": "success", "requestTime": 0, "data": []},
+    ),
+}
+
+
+def test_an_order_that_lands_between_lookup_and_create_is_returned_not_duplicated(emu_h: Harness) -> None:
+    """Another attempt placed the order after our lookup missed it: the venue refuses the duplicate
+    client id and the adapter returns the existing order."""
+    name = venue_name(emu_h)
+    req = resting_buy(emu_h, "race")
+    first = emu_h.venue.create_order(req)
+    path, body = NOT_FOUND[name]
+    emu_h.faults.error(200 if name == "bitget" else 400, "GET", path, body=body)  # the lookup misses once
+    again = emu_h.venue.create_order(req)
+    assert again.id == first.id and emu_h.faults.fired == [("error", "GET", path)]
+    method, place_path = PLACE[name]
+    assert [r.status for r in emu_h.server.state.requests if r.method == method and r.path == place_path] == [
+        200,
+        400,
+    ]
+    assert len(emu_h.account.orders) == 1
