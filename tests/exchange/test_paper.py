@@ -33,7 +33,9 @@ def test_a_restarted_session_continues_where_it_stopped(emulator, tmp_path: Path
     req = OrderRequest(SYMBOL, "buy", "limit", 0.01, client_order_id("restart"), price)
     placed = paper.create_order(req)
     far = paper.create_order(OrderRequest(SYMBOL, "buy", "limit", 0.01, client_order_id("far"), 1000.0))
-    assert placed.status == OPEN and paper.fetch_balance()["USDT"].locked == pytest.approx(0.01 * (price + 1000.0))
+    assert placed.status == OPEN and paper.fetch_balance()["USDT"].locked == pytest.approx(
+        0.01 * (price + 1000.0)
+    )
     paper.close()  # the process stops; candles keep closing meanwhile
     emulator.state.clock.advance(2 * FIVE_MIN_MS)
 

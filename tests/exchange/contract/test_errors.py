@@ -62,20 +62,74 @@ def expect(call: Callable[[], Any], cls: type[ExchangeError], *parts: str) -> Ex
 
 
 ORDER_CASES: list[tuple[str, str, dict[str, float], OrderRequest, type[ExchangeError], tuple[str, ...]]] = [
-    ("binance", "PRICE_FILTER", {"tick_size": 1.0}, buy(0.001, 20_000.55), InvalidOrderError, ("-1013", "PRICE_FILTER", "tick")),
-    ("binance", "LOT_SIZE", {"lot_size": 0.001, "min_qty": 0.001}, buy(0.00123, 20_000.0), InvalidOrderError, ("-1013", "LOT_SIZE")),
-    ("binance", "NOTIONAL", {"min_notional": 100.0}, buy(0.001, 20_000.0), InvalidOrderError, ("-1013", "NOTIONAL", "minimum notional")),
-    ("binance", "-2010", {}, buy(1.0, 20_000.0), InsufficientFundsError, ("Account has insufficient balance", "deposit")),
-    ("bitget", "40808 price", {"tick_size": 0.1}, buy(0.001, 20_000.55), InvalidOrderError, ("40808", "price checkBDScale")),
-    ("bitget", "40808 size", {"lot_size": 0.001, "min_qty": 0.001}, buy(0.00123, 20_000.0), InvalidOrderError, ("40808", "size checkBDScale")),
-    ("bitget", "45110", {"min_notional": 100.0}, buy(0.001, 20_000.0), InvalidOrderError, ("45110", "minimum amount")),
+    (
+        "binance",
+        "PRICE_FILTER",
+        {"tick_size": 1.0},
+        buy(0.001, 20_000.55),
+        InvalidOrderError,
+        ("-1013", "PRICE_FILTER", "tick"),
+    ),
+    (
+        "binance",
+        "LOT_SIZE",
+        {"lot_size": 0.001, "min_qty": 0.001},
+        buy(0.00123, 20_000.0),
+        InvalidOrderError,
+        ("-1013", "LOT_SIZE"),
+    ),
+    (
+        "binance",
+        "NOTIONAL",
+        {"min_notional": 100.0},
+        buy(0.001, 20_000.0),
+        InvalidOrderError,
+        ("-1013", "NOTIONAL", "minimum notional"),
+    ),
+    (
+        "binance",
+        "-2010",
+        {},
+        buy(1.0, 20_000.0),
+        InsufficientFundsError,
+        ("Account has insufficient balance", "deposit"),
+    ),
+    (
+        "bitget",
+        "40808 price",
+        {"tick_size": 0.1},
+        buy(0.001, 20_000.55),
+        InvalidOrderError,
+        ("40808", "price checkBDScale"),
+    ),
+    (
+        "bitget",
+        "40808 size",
+        {"lot_size": 0.001, "min_qty": 0.001},
+        buy(0.00123, 20_000.0),
+        InvalidOrderError,
+        ("40808", "size checkBDScale"),
+    ),
+    (
+        "bitget",
+        "45110",
+        {"min_notional": 100.0},
+        buy(0.001, 20_000.0),
+        InvalidOrderError,
+        ("45110", "minimum amount"),
+    ),
     ("bitget", "43012", {}, buy(1.0, 20_000.0), InsufficientFundsError, ("43012", "Insufficient balance")),
 ]
 
 
 @pytest.mark.parametrize(
     "emu,case",
-    [(f"{venue}-{mode}", c) for c in ORDER_CASES for venue in [c[0]] for mode in (["sync", "async"] if venue == "binance" else ["sync"])],
+    [
+        (f"{venue}-{mode}", c)
+        for c in ORDER_CASES
+        for venue in [c[0]]
+        for mode in (["sync", "async"] if venue == "binance" else ["sync"])
+    ],
     indirect=["emu"],
     ids=lambda x: x if isinstance(x, str) else x[1],
 )
@@ -89,7 +143,11 @@ def test_order_rejections_map_to_the_right_class(emu: Harness, case: tuple) -> N
 
 @pytest.mark.parametrize("emu", ["binance-sync", "binance-async", "bitget-sync"], indirect=True)
 def test_unknown_order_on_cancel_and_lookup(emu: Harness) -> None:
-    expect(lambda: emu.venue.cancel_order(SYMBOL, order_id="424242"), OrderNotFoundError, "does not know the order")
+    expect(
+        lambda: emu.venue.cancel_order(SYMBOL, order_id="424242"),
+        OrderNotFoundError,
+        "does not know the order",
+    )
     expect(lambda: emu.venue.fetch_order(SYMBOL, order_id="424242"), OrderNotFoundError, "424242")
     codes = {r.path: r.status for r in emu.server.state.requests if r.method in ("DELETE", "POST")}
     assert 400 in codes.values()  # the venue itself refused the cancel (-2011 / 43001)
@@ -99,18 +157,36 @@ AUTH_CASES = [
     ("binance-sync", Credentials("binance", KEY, "wrong-secret-123"), ("-1022", "Signature")),
     ("binance-async", Credentials("binance", KEY, "wrong-secret-123"), ("-1022", "Signature")),
     ("binance-sync", Credentials("binance", "unknown-key-123", SECRET), ("-2015", "Invalid API-key")),
-    ("bitget-sync", Credentials("bitget", KEY, "wrong-secret-123", PASSPHRASE), ("40009", "sign signature error")),
-    ("bitget-sync", Credentials("bitget", "unknown-key-123", SECRET, PASSPHRASE), ("40006", "Invalid ACCESS_KEY")),
-    ("bitget-sync", Credentials("bitget", KEY, SECRET, "wrong-pass-123"), ("40012", "apikey/password is incorrect")),
+    (
+        "bitget-sync",
+        Credentials("bitget", KEY, "wrong-secret-123", PASSPHRASE),
+        ("40009", "sign signature error"),
+    ),
+    (
+        "bitget-sync",
+        Credentials("bitget", "unknown-key-123", SECRET, PASSPHRASE),
+        ("40006", "Invalid ACCESS_KEY"),
+    ),
+    (
+        "bitget-sync",
+        Credentials("bitget", KEY, SECRET, "wrong-pass-123"),
+        ("40012", "apikey/password is incorrect"),
+    ),
 ]
 
 
-@pytest.mark.parametrize("emu,creds,parts", AUTH_CASES, indirect=["emu"], ids=[f"{c[0]}-{c[2][0]}" for c in AUTH_CASES])
-def test_bad_credentials_are_rejected_by_the_emulator_and_reported_clearly(emu: Harness, creds: Credentials, parts: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "emu,creds,parts", AUTH_CASES, indirect=["emu"], ids=[f"{c[0]}-{c[2][0]}" for c in AUTH_CASES]
+)
+def test_bad_credentials_are_rejected_by_the_emulator_and_reported_clearly(
+    emu: Harness, creds: Credentials, parts: tuple[str, ...]
+) -> None:
     venue = connect(emu.kind, emu.server.url, credentials=creds)
     try:
         err = expect(venue.fetch_balance, AuthenticationError, "API key rejected by", *parts)
-        assert "IP whitelist" in (err.fix or "") and ("passphrase" in (err.fix or "")) == creds.exchange.startswith("bitget")
+        assert "IP whitelist" in (err.fix or "") and (
+            "passphrase" in (err.fix or "")
+        ) == creds.exchange.startswith("bitget")
         assert not isinstance(err, RetryableExchangeError)
     finally:
         venue.close()
@@ -133,7 +209,9 @@ def test_clock_skew_is_resynced_once_then_retried(emu: Harness) -> None:
 
 
 @pytest.mark.parametrize("kind", ["binance-sync", "binance-async", "bitget-sync"])
-def test_clock_skew_that_persists_is_reported_clearly(kind: str, candles: pd.DataFrame, tmp_path: Path) -> None:
+def test_clock_skew_that_persists_is_reported_clearly(
+    kind: str, candles: pd.DataFrame, tmp_path: Path
+) -> None:
     from tests.exchange.contract.conftest import build_harness
 
     h = build_harness(kind, candles, tmp_path)

@@ -20,7 +20,9 @@ SECRETS = (KEY, SECRET, PASSPHRASE, WRONG_SECRET, WRONG_PASS)
 
 
 @pytest.mark.parametrize("kind", ["binance-sync", "binance-async", "bitget-sync"])
-def test_no_secret_in_any_log_line(kind: str, candles: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_in_any_log_line(
+    kind: str, candles: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)  # every logger: ccxt, urllib3, the emulator, ours
     h = build_harness(kind, candles, tmp_path)
     name = kind.split("-")[0]
@@ -33,7 +35,10 @@ def test_no_secret_in_any_log_line(kind: str, candles: pd.DataFrame, tmp_path: P
         order = v.create_order(OrderRequest(SYMBOL, "buy", "limit", 0.002, client_order_id("logs"), 10_000.0))
         v.fetch_open_orders(SYMBOL)
         v.cancel_order(SYMBOL, order_id=order.id)
-        for creds in (Credentials(name, KEY, WRONG_SECRET, PASSPHRASE), Credentials(name, KEY, SECRET, WRONG_PASS)):
+        for creds in (
+            Credentials(name, KEY, WRONG_SECRET, PASSPHRASE),
+            Credentials(name, KEY, SECRET, WRONG_PASS),
+        ):
             bad = connect(kind, h.server.url, credentials=creds)
             try:
                 bad.fetch_balance()
