@@ -127,9 +127,10 @@ class PaperVenue:
         """Match resting orders on every candle closed by the venue's now; persist; return now."""
         now = self.data.fetch_time_ms()
         if self.account.open_orders():
-            markets = {s: m for s, m in self.data.load_markets().items()}
-            self.engine.match([self.account], markets, now)
-        self._store.save(self.account, self.engine, self.name)
+            cursor = dict(self.engine.cursor_ms)
+            self.engine.match([self.account], self.data.load_markets(), now)
+            if self.account.changed_orders or cursor != self.engine.cursor_ms:
+                self._store.save(self.account, self.engine, self.name)
         return now
 
     def fetch_balance(self) -> dict[str, Balance]:
