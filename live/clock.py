@@ -48,10 +48,14 @@ class VirtualTime(Protocol):
 
 
 class DrivingClock:
-    """Replay: sleeping sets the emulator's clock forward to the wake-up time (never backwards)."""
+    """Replay: sleeping sets the emulator's clock forward to the wake-up time (never backwards).
 
-    def __init__(self, virtual: VirtualTime) -> None:
+    `on_jump` runs after each jump (the replay resyncs the exchange client's clock offset, which a
+    signed request's timestamp depends on)."""
+
+    def __init__(self, virtual: VirtualTime, on_jump: Callable[[], object] | None = None) -> None:
         self.virtual = virtual
+        self.on_jump = on_jump
 
     def now_ms(self) -> int:
         return int(self.virtual.now_ms())
@@ -61,6 +65,8 @@ class DrivingClock:
             return False
         if ts_ms > self.virtual.now_ms():
             self.virtual.set(ts_ms)
+            if self.on_jump is not None:
+                self.on_jump()
         return True
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.market_rules import MarketRules
 from live.reconcile import DesiredOrder
@@ -72,7 +72,8 @@ def apply_rules(orders: Iterable[DesiredOrder], rules: MarketRules) -> tuple[lis
     ok: list[DesiredOrder] = []
     dropped: list[Dropped] = []
     for o in orders:
-        price = rules.round_price(o.price, o.is_buy)
+        # A market order is valued at its reference close; only its amount is rounded.
+        price = o.price if o.market else rules.round_price(o.price, o.is_buy)
         amount = rules.round_amount(o.amount)
         why = rules.reject_reason(price, amount)
         if why is not None:
@@ -80,7 +81,7 @@ def apply_rules(orders: Iterable[DesiredOrder], rules: MarketRules) -> tuple[lis
             dropped.append(Dropped(o, f"{kind}: {o.side} {amount:g} @ {price:g}: {why}"))
             continue
         if price != o.price or amount != o.amount:
-            o = DesiredOrder(o.pair, o.side, price, amount, o.slot, o.role)
+            o = replace(o, price=price, amount=amount)
         ok.append(o)
     return ok, dropped
 

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
 class DesiredOrder:
-    """One limit order the engine wants resting after this bar. `slot` is the engine's order slot."""
+    """One order the engine wants after this bar. `slot` is the engine's order slot; `engine` is the
+    engine order's identity (`live.state.EngineRef`), carried into the intent. A market order is sent
+    once and never matched with a resting one."""
 
     pair: str
     side: str  # "buy" | "sell"
-    price: float
+    price: float  # limit price; for a market order the close it was decided at
     amount: float
     slot: int
     role: str = "entry"  # "entry" opens/increases inventory, "exit" sells it (kept during kill/pauses)
+    market: bool = False
+    engine: Any = None
 
     @property
     def is_buy(self) -> bool:
@@ -76,9 +81,11 @@ def diff_orders(
     pending = list(desired)
     leftovers: list[RestingOrder] = []
     by_slot: dict[tuple[int, str], int] = {}
+    # Market orders never rest: they are always sent (once: their intent id is deterministic).
+    taken: set[int] = {i for i, d in enumerate(pending) if d.market}
     for i, d in enumerate(pending):
-        by_slot.setdefault((d.slot, d.side), i)
-    taken: set[int] = set()
+        if i not in taken:
+            by_slot.setdefault((d.slot, d.side), i)
     for r in sorted(resting, key=lambda o: (o.slot, o.side, o.client_id)):
         i = by_slot.get((r.slot, r.side))
         if i is not None and i not in taken and _matches(r, pending[i], price_tol_pct, amount_tol_pct):
@@ -93,7 +100,7 @@ def diff_orders(
         else:
             taken.add(i)
             plan.keep.append((r, pending[i]))
-    plan.create = [d for i, d in enumerate(pending) if i not in taken]
+    plan.create = [d for i, d in enumerate(pending) if i not in taken or d.market]
     return plan
 
 

@@ -191,8 +191,10 @@ class StateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit survives power loss too; the runner commits a few times per bar, so it is cheap.
-            self._db.execute("PRAGMA synchronous=FULL")
+            # NORMAL in WAL mode: every commit survives a process crash (SIGKILL included); the WAL is
+            # fsynced at checkpoints. Commits that must also survive power loss (an intent, right before
+            # its order is sent) use `tx(durable=True)`, whose fsync also covers everything before it.
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.row_factory = sqlite3.Row
         if not read_only:
@@ -223,15 +225,23 @@ class StateStore:
             )
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction (BEGIN IMMEDIATE: the writer lock is taken up front)."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction (BEGIN IMMEDIATE: the writer lock is taken up front).
+
+        `durable`: fsync the WAL at this commit (synchronous=FULL for this transaction only)."""
+        if durable:
+            self._db.execute("PRAGMA synchronous=FULL")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        finally:
+            if durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
 
     def get_meta(self, key: str) -> str | None:
         try:
@@ -242,6 +252,10 @@ class StateStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def set_metas(self, items: dict[str, str]) -> None:
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(items.items()))
 
     # ---- intents ------------------------------------------------------------------------------
 
@@ -258,7 +272,7 @@ class StateStore:
         """
         e = engine or EngineRef()
         cid = intent_client_id(self.namespace, pair, bar_ts, slot, side, price, amount)
-        with self.tx() as db:
+        with self.tx(durable=True) as db:
             row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
             if row is None:
                 seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM intents").fetchone()[0]
@@ -429,6 +443,28 @@ class StateStore:
                 (pair, bar_ts, state, json.dumps(extra, sort_keys=True), now_ms),
             )
             db.executemany("UPDATE fills SET applied = 1 WHERE fill_id = ?", [(f,) for f in applied_fill_ids])
+
+    def commit_cycle(self, pair: str, bar_ts: int, state: bytes, extra: dict[str, Any], applied_fill_ids: list[str],
+                     regime: tuple[str, float, str, dict[str, Any], str], close: float, close_ts: int,
+                     now_ms: int, meta: dict[str, str] | None = None) -> None:
+        """The end of a pair's cycle in ONE transaction: the engine state after bar `bar_ts`, the fills
+        it absorbed, the regime record, the equity snapshot at the bar's close, and runner meta."""
+        predicted, prob, active, params, version = regime
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO engine(pair, bar_ts, state, extra_json, updated_ms) VALUES (?,?,?,?,?)",
+                (pair, bar_ts, state, json.dumps(extra, sort_keys=True), now_ms),
+            )
+            db.executemany("UPDATE fills SET applied = 1 WHERE fill_id = ?", [(f,) for f in applied_fill_ids])
+            db.execute("INSERT OR REPLACE INTO regimes VALUES (?,?,?,?,?,?,?)",
+                       (pair, bar_ts, predicted, prob, active, json.dumps(params, sort_keys=True, default=float),
+                        version))
+            p = db.execute("SELECT cash_quote, base FROM positions WHERE pair = ?", (pair,)).fetchone()
+            if p is not None:
+                db.execute("INSERT OR REPLACE INTO equity VALUES (?,?,?,?,?,?)",
+                           (pair, close_ts, close, p[0], p[1], p[0] + p[1] * close))
+            if meta:
+                db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
 
     def load_engine(self, pair: str) -> tuple[int, bytes, dict[str, Any]] | None:
         r = self._db.execute("SELECT bar_ts, state, extra_json FROM engine WHERE pair = ?", (pair,)).fetchone()

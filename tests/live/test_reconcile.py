@@ -73,3 +73,9 @@ def test_after_the_plan_the_book_equals_the_desired_set(want, have):
     assert after == sorted((o.side, o.price, o.amount) for o in desired)
     # nothing is touched that did not need to be: kept orders each equal a desired order exactly
     assert all((k[0].side, k[0].price, k[0].remaining) == (k[1].side, k[1].price, k[1].amount) for k in kept)
+
+
+def test_market_orders_are_always_sent_never_matched():
+    m = DesiredOrder(P, "sell", 100.0, 1.0, 9, "exit", market=True)
+    plan = diff_orders([m], [r("a", 9, "sell", 100.0)], 0, 0)
+    assert plan.create == [m] and [c.client_id for c in plan.cancel] == ["a"]
