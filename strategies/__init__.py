@@ -1,1 +1,5 @@
-"""The grid + averaging engine (pure, numba-compiled), the OHLC fill model, the simulator, metrics."""
+"""Grid and averaging (DCA) engine, OHLC fill model, simulator and trading metrics (see README.md)."""
+
+from strategies._nbcache import drop_stale_caches
+
+drop_stale_caches()
