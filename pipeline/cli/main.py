@@ -12,6 +12,7 @@ from pipeline.cli import (
     config_cmds,  # noqa: F401
     data_cmds,  # noqa: F401
     exchange_cmds,  # noqa: F401
+    live_cmd,  # noqa: F401
     quickstart_cmd,  # noqa: F401
     ui_cmd,  # noqa: F401
 )

@@ -1,0 +1,274 @@
+"""One pair's order cycle at each closed base candle: the same engine the backtester runs, fed by the venue.
+
+    candles (incremental) -> sync orders and fills with the venue -> book new fills into the engine
+    -> [policy swap at this boundary] -> newest feature row -> raw regime -> engine.on_close
+    (risk, hysteresis, switch, desired orders) -> live guards -> diff with resting orders
+    -> persist intents, send -> save the engine state with the fills it absorbed (one transaction)
+
+A fill is booked into the engine at the first close after it happened (its timestamp before the
+bar's close), exactly when the backtester books it, so a replay makes the backtest's decisions.
+After a crash the engine restarts from the last saved close and redoes the cycle: fills not yet
+absorbed are booked again from the DB, the decision comes out the same, and the diff with what
+really rests on the venue sends only what is missing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import DataError
+from exchange.port import Market, Venue
+from live.candles import CandleWindow, fetch_closed
+from live.executor import ExecReport, Executor
+from live.guards import OrderRateLimiter, StaleDataWatchdog, apply_rules, without_entries
+from live.logs import log_event
+from live.policy_source import ActivePolicy, describe_params
+from live.reconcile import DesiredOrder, RestingOrder, diff_orders
+from live.state import OPEN, EngineRef, StateStore
+from live.sync import OrderSync
+from strategies.decide import switch_regime
+from strategies.engine import Engine, EngineOrder
+from strategies.layout import I_CAND, I_CAND_N, I_DAY_PAUSED, I_KILLED, KIND_NAMES
+from strategies.risk import RunSettings
+from strategies.state import EngineState
+
+
+@dataclass
+class CycleReport:
+    pair: str
+    bar_ts: int
+    raw_regime: int
+    probability: float
+    active_regime: int
+    decided: bool
+    fills_booked: int
+    exec: ExecReport
+    paused: str | None
+    decision_ms: float  # candle in hand -> plan ready, excluding the venue's time
+
+
+class PairTrader:
+    def __init__(self, *, venue: Venue, store: StateStore, market: Market, active: ActivePolicy,
+                 settings: RunSettings, bot_name: str, bar_ms: int, limiter: OrderRateLimiter,
+                 price_tol_pct: float, amount_tol_pct: float, stale_after_bars: int = 2) -> None:
+        self.venue, self.store, self.market = venue, store, market
+        self.pair = market.symbol
+        self.active = active
+        self.settings = settings
+        self.bar_ms = bar_ms
+        self.tols = (price_tol_pct, amount_tol_pct)
+        self.sync = OrderSync(store, venue, self.pair, market.quote, bot_name, bar_ms)
+        self.executor = Executor(store, venue, self.sync, market, limiter, bar_ms)
+        self.watchdog = StaleDataWatchdog(bar_ms, stale_after_bars)
+        self.window = CandleWindow(max(active.warmup_bars, 1) + 8)
+        self.engine = Engine(active.policy, market.rules, settings)
+        self.last_bar: int | None = None  # open time of the last bar the engine closed
+        self._pending: ActivePolicy | None = None
+        self._flags = (0, 0)
+        self._predict_error: str | None = None
+
+    # ---- start-up and restart -----------------------------------------------------------------
+
+    def start(self, now_ms: int, first_bar_ts: int | None = None) -> None:
+        """Restore the engine (or start flat), load candle history, settle the DB with the venue."""
+        self.store.init_position(self.pair, self.settings.capital_quote, now_ms)
+        if self.store.get_meta(f"start_equity:{self.pair}") is None:
+            self.store.set_meta(f"start_equity:{self.pair}", repr(self.settings.capital_quote))
+        saved = self.store.load_engine(self.pair)
+        if saved is not None:
+            self.last_bar, blob, _extra = saved
+            with np.load(io.BytesIO(blob)) as z:
+                state = EngineState.restore({k: z[k] for k in z.files})
+            self.engine = Engine(self.active.policy, self.market.rules, self.settings, state=state)
+        elif first_bar_ts is not None:
+            self.last_bar = first_bar_ts - self.bar_ms  # replay: act from `first_bar_ts` on
+        self._flags = self._risk_flags()
+        newest = now_ms - now_ms % self.bar_ms - self.bar_ms
+        since = min(newest, self.last_bar if self.last_bar is not None else newest) \
+            - (self.window.keep_bars - 1) * self.bar_ms
+        self.window.extend(fetch_closed(self.venue, self.pair, self.active.base_timeframe, since))
+        if self.last_bar is None and self.window.last_ts is not None:
+            self.last_bar = self.window.last_ts - self.bar_ms  # first start: act on the newest closed bar
+        rep = self.sync.sync(now_ms)
+        if rep.changed:
+            log_event(logging.INFO, "recovered", f"{self.pair}: settled with the venue after start: "
+                      f"{rep.looked_up} intents looked up ({rep.expired} never sent), {rep.closed} closed, "
+                      f"{rep.new_fills} fills recorded, {len(rep.orphans_cancelled)} unknown orders cancelled",
+                      pair=self.pair)
+
+    def swap_policy(self, new: ActivePolicy) -> None:
+        """Take `new` at the next bar boundary (the runner calls this for every pair at once)."""
+        self._ensure_history(new.warmup_bars)
+        self._pending = new
+
+    def probe(self, candidate: ActivePolicy) -> None:
+        """Raise unless `candidate` can predict this pair's newest closed bar."""
+        self._ensure_history(candidate.warmup_bars)
+        last = self.window.last_ts
+        if last is None:
+            raise RuntimeError(f"{self.pair}: no candles to validate the policy on")
+        raw, prob = candidate.predict(self.pair, self.window.frame(last, candidate.warmup_bars))
+        if raw not in candidate.policy.regimes or not 0.0 <= prob <= 1.0:
+            raise ValueError(f"{self.pair}: the policy predicted regime {raw} with probability {prob}, "
+                             f"but its table has regimes {sorted(candidate.policy.regimes)}")
+
+    def _ensure_history(self, warmup_bars: int) -> None:
+        """Grow the candle window (fetching older candles) to hold `warmup_bars` plus a margin."""
+        need = max(warmup_bars, 1) + 8
+        if need <= self.window.keep_bars and len(self.window) >= min(need, self.window.keep_bars):
+            return
+        last = self.window.last_ts
+        if last is None:
+            return
+        bigger = CandleWindow(max(need, self.window.keep_bars))
+        df = fetch_closed(self.venue, self.pair, self.active.base_timeframe, last - (need - 1) * self.bar_ms)
+        bigger.extend(df[df["ts"] <= last])  # newer bars come in through the cycle, as usual
+        if bigger.last_ts == last:
+            self.window = bigger
+
+    # ---- the cycle ------------------------------------------------------------------------------
+
+    def run_bar(self, now_ms: int) -> CycleReport | None:
+        """Process every closed bar since the last one; None when there is no new candle."""
+        if self.window.last_ts is None or self.window.last_ts + 2 * self.bar_ms <= now_ms:
+            since = self.window.last_ts + self.bar_ms if self.window.last_ts is not None else now_ms - 4 * self.bar_ms
+            self.window.extend(self.venue.fetch_candles(self.pair, self.active.base_timeframe, since_ms=since))
+        self.sync.sync(now_ms)
+        bars = [b for b in self.window.ts_after(self.last_bar) if b + self.bar_ms <= now_ms]
+        stale = self.watchdog.check(self.pair, self.window.last_ts, now_ms)
+        if not bars:
+            if stale:
+                self._pause_entries(stale, now_ms)
+            return None
+        t0 = time.perf_counter()
+        applied: list[str] = []
+        raw, prob, decided = -1, 0.0, False
+        for b in bars:
+            applied += self._book_fills(before_ms=b + self.bar_ms)
+            if self._pending is not None:
+                self._swap(b)
+            raw, prob = self._predict(b)
+            row = self.window.row(b)
+            assert row is not None
+            decided |= self.engine.on_close(b, row[3], raw, prob)
+        bar_ts = bars[-1]
+        self._note_risk_flags(now_ms)
+        desired = self._desired(stale)
+        resting = self._resting()
+        plan = diff_orders(desired, resting, *self.tols)
+        decision_ms = (time.perf_counter() - t0) * 1000.0
+        ex = self.executor.execute(plan, bar_ts, now_ms)
+        self._persist(bar_ts, applied, raw, prob, now_ms)
+        return CycleReport(self.pair, bar_ts, raw, prob, self.engine.active_regime, decided, len(applied), ex,
+                           stale, decision_ms)
+
+    def _book_fills(self, before_ms: int) -> list[str]:
+        done = []
+        for f in self.store.fills(self.pair, applied=False):
+            if f.ts_ms >= before_ms:
+                continue  # booked at the close of the bar it happened in
+            it = self.store.intent(f.client_id)
+            assert it is not None
+            e = it.engine
+            order = EngineOrder(side=it.side, price=it.price, amount=it.amount, kind=KIND_NAMES[e.kind],
+                                kind_id=e.kind, ref=e.ref, market=e.market, epoch=e.epoch, aux=e.aux)
+            self.engine.apply_fill(order, f.price, f.amount, is_taker=e.market)
+            done.append(f.fill_id)
+        return done
+
+    def _predict(self, bar_ts: int) -> tuple[int, float]:
+        try:
+            raw, prob = self.active.predict(self.pair, self.window.frame(bar_ts, self.active.warmup_bars))
+            self._predict_error = None
+            return int(raw), float(prob)
+        except DataError as e:  # a gap or too little history: no prediction, the active regime holds
+            if self._predict_error != e.problem:
+                log_event(logging.WARNING, "no_prediction", f"{self.pair}: {e.problem}", pair=self.pair)
+            self._predict_error = e.problem
+            return -1, 0.0
+
+    def _swap(self, bar_ts: int) -> None:
+        """Retire the old policy like a regime switch (held inventory keeps its exits), then arm the new."""
+        new, self._pending = self._pending, None
+        assert new is not None
+        s = self.engine.state
+        row = self.window.row(bar_ts)
+        close = row[3] if row else 0.0
+        switch_regime(s.sf, s.si, s.grid, s.legacy, self.engine.params, self.engine.rules_arr, -1, close)
+        s.si[I_CAND], s.si[I_CAND_N] = -1, 0
+        old = self.active.version
+        self.active = new
+        self.engine = Engine(new.policy, self.market.rules, self.settings, state=s)
+        self.store.set_meta("policy_version", new.version)
+        log_event(logging.WARNING, "policy_switched", f"{self.pair}: policy {old} -> {new.version} at this bar",
+                  pair=self.pair, bar_ts=bar_ts)
+
+    def _desired(self, stale: str | None) -> list[DesiredOrder]:
+        out = [
+            DesiredOrder(self.pair, o.side, o.price, o.amount, o.slot, o.role, o.market,
+                         EngineRef(o.kind_id, o.ref, o.epoch, o.aux, o.market))
+            for o in self.engine.desired_orders()
+        ]
+        if stale:
+            out = without_entries(out)
+        ok, dropped = apply_rules(out, self.market.rules)
+        for d in dropped:
+            log_event(logging.INFO, "order_dropped", f"{self.pair}: {d.reason}", pair=self.pair)
+        return ok
+
+    def _resting(self) -> list[RestingOrder]:
+        return [RestingOrder(i.client_id, i.pair, i.side, i.price, i.remaining, i.slot, i.role)
+                for i in self.store.active_intents(self.pair) if i.status == OPEN and not i.engine.market]
+
+    def _pause_entries(self, why: str, now_ms: int) -> None:
+        """No candle to decide on: keep the exits, cancel resting entries, say why (once)."""
+        if self.store.get_meta(f"paused:{self.pair}") != why:
+            log_event(logging.WARNING, "entries_paused", why, pair=self.pair)
+            self.store.event(now_ms, "warning", "stale_data", why, self.pair)
+            self.store.set_meta(f"paused:{self.pair}", why)
+        resting = self._resting()
+        exits = [DesiredOrder(r.pair, r.side, r.price, r.remaining, r.slot, r.role) for r in resting if r.role == "exit"]
+        plan = diff_orders(exits, resting, *self.tols)
+        if not plan.empty:
+            self.executor.execute(plan, self.last_bar or 0, now_ms)
+
+    def _risk_flags(self) -> tuple[int, int]:
+        si = self.engine.state.si
+        return int(si[I_KILLED]), int(si[I_DAY_PAUSED])
+
+    def _note_risk_flags(self, now_ms: int) -> None:
+        flags = self._risk_flags()
+        if flags == self._flags:
+            return
+        killed, day = flags
+        if killed and not self._flags[0]:
+            msg = (f"{self.pair}: drawdown kill switch: equity fell {self.settings.max_drawdown_pct:g}% below its "
+                   "peak; entries stopped and cancelled" + (", inventory sold at market" if
+                                                             self.settings.sell_inventory_on_kill else ""))
+            log_event(logging.ERROR, "kill_switch", msg, pair=self.pair)
+            self.store.event(now_ms, "error", "kill_switch", msg, self.pair)
+        if day != self._flags[1]:
+            msg = (f"{self.pair}: daily loss limit ({self.settings.daily_loss_limit_pct:g}%) reached; entries paused "
+                   "until the next UTC day" if day else f"{self.pair}: new UTC day; entries allowed again")
+            log_event(logging.WARNING, "daily_limit", msg, pair=self.pair)
+            self.store.event(now_ms, "warning", "daily_limit", msg, self.pair)
+        self._flags = flags
+
+    def _persist(self, bar_ts: int, applied: list[str], raw: int, prob: float, now_ms: int) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **self.engine.state.snapshot())
+        active = self.engine.active_regime
+        names = self.active.regime_names
+        regime = (names.get(raw, str(raw)) if raw >= 0 else "none", prob,
+                  names.get(active, str(active)) if active >= 0 else "none",
+                  describe_params(self.active, active), self.active.version)
+        row = self.window.row(bar_ts)
+        meta = {f"paused:{self.pair}": ""} if self.store.get_meta(f"paused:{self.pair}") else None
+        self.store.commit_cycle(self.pair, bar_ts, buf.getvalue(), {"policy_version": self.active.version}, applied,
+                                regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta)
+        self.last_bar = bar_ts
