@@ -186,7 +186,7 @@ class TuningConfig(Section):
     # Empty: a local journal file under mlruns/optuna/. Or an RDB URL (postgresql://...).
     storage: str | None = None
     metric: Literal["calmar", "sortino", "sharpe", "total_return"] = "calmar"
-    # A parameter set with fewer fills (over all pairs) in any tuning window cannot win.
+    # A parameter set with fewer fills (over all pairs and tuning windows) cannot win.
     min_trades: Annotated[int, Field(ge=0)] = 5
     # ... nor one whose drawdown exceeds this on any pair in any window.
     max_drawdown_pct: Pct = 30.0

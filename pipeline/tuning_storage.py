@@ -102,7 +102,6 @@ def _open_journal(path: Path, lock_timeout_s: float) -> optuna.storages.BaseStor
 
 
 def _open_rdb(url: str) -> optuna.storages.BaseStorage:
-    import optuna
     from optuna.storages import RDBStorage
 
     url = _with_installed_pg_driver(url)
@@ -114,15 +113,31 @@ def _open_rdb(url: str) -> optuna.storages.BaseStorage:
         engine_kwargs = {"connect_args": {"timeout": 30}}
     try:
         with storage_errors(url):
-            # Heartbeats let a study notice a worker that died mid-trial and mark its trial FAIL.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=120)
+            return _create_rdb(RDBStorage, url, engine_kwargs)
     except ImportError as e:
         raise TuningStorageError(
             f"no database driver for {describe(url)}: {e}",
             "pip install 'psycopg[binary]' for PostgreSQL (or the driver your URL names), " + _FIX_DEFAULT,
         ) from None
+
+
+def _create_rdb(rdb_storage: Any, url: str, engine_kwargs: dict[str, Any]) -> Any:
+    """RDBStorage, retried when another process creates the tables at the same moment (two workers
+    started together on an empty database collide on CREATE TABLE; the second attempt finds them)."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(5):
+        try:
+            # Heartbeats let a study notice a worker that died mid-trial and mark its trial FAIL.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return rdb_storage(url, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=120)
+        except (IntegrityError, ProgrammingError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _with_installed_pg_driver(url: str) -> str:

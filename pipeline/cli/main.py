@@ -14,6 +14,7 @@ from pipeline.cli import (
     exchange_cmds,  # noqa: F401
     live_cmd,  # noqa: F401
     quickstart_cmd,  # noqa: F401
+    tune_cmd,  # noqa: F401
     ui_cmd,  # noqa: F401
 )
 from pipeline.cli.app import app
