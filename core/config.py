@@ -138,6 +138,17 @@ class GridConfig(Section):
                 raise ValueError(
                     f"lower_price {self.lower_price} must be below upper_price {self.upper_price}"
                 )
+        elif self.spacing == "arithmetic" and self.grid_step_pct * (self.levels - 1) / 2 >= 100:
+            # A dynamic arithmetic grid is centred on the price: its lowest level would be <= 0.
+            raise ValueError(
+                f"grid_step_pct {self.grid_step_pct} x (levels {self.levels} - 1) / 2 must stay below 100 "
+                "for an arithmetic dynamic grid (its lowest level would be at or below 0)"
+            )
+        if self.stop_loss_price is not None and self.take_profit_price is not None:
+            if self.stop_loss_price >= self.take_profit_price:
+                raise ValueError(
+                    f"stop_loss_price {self.stop_loss_price} must be below take_profit_price {self.take_profit_price}"
+                )
         return self
 
 
@@ -153,6 +164,18 @@ class DcaConfig(Section):
     trailing_take_profit_pct: Annotated[float, Field(gt=0, le=50)] | None = None
     stop_loss_pct: Annotated[float, Field(gt=0, le=100)] | None = None
     cooldown_bars: Annotated[int, Field(ge=0, le=100_000)] = 0
+
+    @model_validator(mode="after")
+    def _safety_orders_above_zero(self) -> DcaConfig:
+        # The last safety order sits price_deviation_pct x (1 + step_scale + ... ) below the entry.
+        total = sum(self.price_deviation_pct * self.step_scale**m for m in range(self.max_safety_orders))
+        if total >= 100:
+            raise ValueError(
+                f"price_deviation_pct {self.price_deviation_pct} with step_scale {self.step_scale} puts safety "
+                f"order {self.max_safety_orders} {total:.1f}% below the entry (must stay below 100%): "
+                "lower max_safety_orders, price_deviation_pct or step_scale"
+            )
+        return self
 
 
 class StrategyConfig(Section):
@@ -220,6 +243,10 @@ class LiveConfig(Section):
     retry_max_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # How often the registry alias is checked for a new policy version.
     watch_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    # Open orders and trades are asked from the exchange at every bar whose candle could have filled
+    # one of the bot's orders, and at least every this many bars otherwise (1: every bar; larger
+    # values save requests but notice orders cancelled by hand later).
+    full_sync_every_bars: Annotated[int, Field(ge=1, le=10_000)] = 1
 
 
 class Config(Section):

@@ -181,13 +181,13 @@ def default_rules(
     taker_fee_pct: float | None = None,
 ) -> MarketRules:
     """Rules for offline backtests: the venue's published filters for known pairs, else a tick of
-    five significant digits and a lot of about a tenth of a quote unit at `price_hint`."""
+    seven significant digits (0.01 at 30,000) and a lot worth 0.1-1 quote units at `price_hint`."""
     if (exchange, pair) in _KNOWN:
         tick, lot = _KNOWN[(exchange, pair)]
     else:
         if not price_hint > 0:
             raise ValueError(f"price_hint must be > 0, got {price_hint}")
         mag = math.floor(math.log10(price_hint))
-        tick, lot = 10.0 ** (mag - 5), 10.0 ** (-mag - 1)
+        tick, lot = 10.0 ** (mag - 6), 10.0 ** (-mag - 1)
     maker, taker = venue_fees(exchange, maker_fee_pct, taker_fee_pct)
     return MarketRules(pair, tick, lot, lot, DEFAULT_MIN_NOTIONAL.get(exchange, 5.0), maker, taker)

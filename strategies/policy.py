@@ -8,6 +8,7 @@ A static strategy is a one-regime policy (`Policy.static`).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -103,10 +104,14 @@ class Policy(BaseModel):
     min_regime_probability: float = Field(default=0.5, ge=0, le=1)
 
     @classmethod
-    def static(cls, strategy: StrategyConfig, engine: str | None = None) -> Policy:
-        """The config's strategy as a one-regime policy (regime 0, no switching)."""
-        params = RegimeParams(engine=engine or strategy.engine, grid=strategy.grid, dca=strategy.dca)
+    def single(cls, params: RegimeParams) -> Policy:
+        """One regime (id 0), no switching: a static strategy."""
         return cls(regimes={0: params}, min_dwell_bars=0, min_regime_probability=0.0)
+
+    @classmethod
+    def static(cls, strategy: StrategyConfig, engine: str | None = None) -> Policy:
+        """The config's strategy (or its grid / dca section, by `engine`) as a one-regime policy."""
+        return cls.single(RegimeParams(engine=engine or strategy.engine, grid=strategy.grid, dca=strategy.dca))
 
     def table(self) -> np.ndarray:
         ids = sorted(self.regimes)
@@ -154,11 +159,14 @@ def check_funds(policy: Policy, rules: MarketRules, settings: RunSettings, ref_p
         if min(sizes) < floor:
             name = ("grid.order_size_quote" if rp.engine == "grid"
                     else "dca.base_order_quote" if sizes[0] < floor else "dca.safety_order_quote")
+            at_least = math.ceil(floor * 100) / 100
             raise ConfigError(
                 f"{label}.{name}: an order of {min(sizes):.4g} {_quote(rules)} is below the smallest order "
                 f"{rules.symbol} accepts once fees and lot rounding are taken ({floor:.4g} at price {price:.6g})",
-                f"raise {name} to at least {floor:.4g}",
+                f"raise {label}.{name} to at least {at_least:.2f}",
             )
+        if rp.engine == "grid":
+            _check_grid_step(rp.grid, rules, ref_price, label)
         need = sum(sizes)
         if need > deployable * (1 + 1e-12):
             minimum = need / (settings.max_exposure_pct / 100.0) / capital_share
@@ -173,6 +181,23 @@ def check_funds(policy: Policy, rules: MarketRules, settings: RunSettings, ref_p
                 f"raise risk.capital_quote to at least {minimum:.2f}, or use fewer levels / safety orders or "
                 "smaller orders",
             )
+
+
+def _check_grid_step(g: GridConfig, rules: MarketRules, ref_price: float, label: str) -> None:
+    """Levels closer than two ticks would round onto one another."""
+    if g.range_mode == "fixed" and g.lower_price and g.upper_price:
+        step = ((g.upper_price / g.lower_price) ** (1 / (g.levels - 1)) - 1) * g.lower_price \
+            if g.spacing == "geometric" else (g.upper_price - g.lower_price) / (g.levels - 1)
+        name = "grid.levels (range lower_price..upper_price)"
+    else:
+        step = ref_price * g.grid_step_pct / 100.0 / (1 + g.grid_step_pct / 100.0) ** ((g.levels - 1) / 2)
+        name = "grid.grid_step_pct"
+    if step < 2 * rules.tick_size:
+        raise ConfigError(
+            f"{label}.{name}: grid levels {step:.6g} apart are closer than two ticks ({rules.tick_size:g}) "
+            f"of {rules.symbol}: they would round onto the same price",
+            "use fewer levels or a wider step",
+        )
 
 
 def _quote(rules: MarketRules) -> str:
