@@ -9,6 +9,7 @@ from rich.markup import escape
 
 # Command modules register themselves on `app` when imported.
 from pipeline.cli import (
+    backtest_cmd,  # noqa: F401
     config_cmds,  # noqa: F401
     data_cmds,  # noqa: F401
     exchange_cmds,  # noqa: F401
