@@ -85,8 +85,9 @@ def parse_time_ms(text: str, option: str) -> int:
 def resolve_policy(spec: str) -> tuple[Policy, str]:
     """`--policy` -> (Policy, label). The registry bundle hooks in here (models:/NAME@ALIAS)."""
     if spec.startswith("models:/"):
-        raise ConfigError(f"--policy {spec}: backtesting a registered policy bundle is not wired yet",
-                          "pass a policy TOML file with --policy and its regimes with --regimes")
+        from pipeline.policy_backtest import bundle_policy
+
+        return bundle_policy(spec)
     return load_policy_file(spec), Path(spec).stem
 
 

@@ -58,8 +58,11 @@ def _row(name: str, per_pair: dict[str, dict[str, float]], curves: list[tuple[np
     return EvalRow(name, port, per_pair)
 
 
-def evaluate_policy(data: TuningData, window: Window, policy: Policy | RegimeParams, name: str) -> EvalRow:
-    """One policy (adaptive: with the out-of-fold regimes; a RegimeParams: static, no regimes) on the window."""
+def evaluate_policy(data: TuningData, window: Window, policy: Policy | RegimeParams, name: str,
+                    active: dict[str, np.ndarray] | None = None) -> EvalRow:
+    """One policy on the window. Adaptive (a Policy): follows the armed-regime series of the out-of-fold
+    predictions, or `active` (pair -> armed regime per bar of the pair's span, e.g. another model's);
+    static (a RegimeParams): one row, no regimes."""
     per_pair: dict[str, dict[str, float]] = {}
     curves = []
     for pair in data.pairs:
@@ -67,7 +70,11 @@ def evaluate_policy(data: TuningData, window: Window, policy: Policy | RegimePar
         if sl is None:
             continue
         if isinstance(policy, Policy):  # follows the armed-regime series (see TuningData)
-            res = simulate(sl.bars, policy.table(), data.rules[pair.pair], data.sim_settings, sl.active)
+            armed = sl.active
+            if active is not None:
+                a = int(np.searchsorted(pair.bars.ts, sl.bars.ts[0]))
+                armed = np.ascontiguousarray(active[pair.pair][a:a + len(sl.bars)])
+            res = simulate(sl.bars, policy.table(), data.rules[pair.pair], data.sim_settings, armed)
         else:
             static = Policy(regimes={0: policy}, min_dwell_bars=0, min_regime_probability=0.0)
             res = simulate(sl.bars, static.table(), data.rules[pair.pair], data.sim_settings)

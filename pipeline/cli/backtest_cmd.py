@@ -24,8 +24,9 @@ def backtest(
     store: Annotated[Path | None, typer.Option(help="Candle store root (default: data.store_dir).")] = None,
     engine: Annotated[str | None, typer.Option(help="Static strategy: grid, dca or none (default: "
                                                     "strategy.engine).")] = None,
-    policy: Annotated[str | None, typer.Option(help="Regime policy to test: a TOML file (see strategies/README.md); "
-                                                    "needs --regimes.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Regime policy to test: models:/NAME@ALIAS (a registered "
+                                                    "bundle: its model gives the regimes) or a TOML file (see "
+                                                    "strategies/README.md; needs --regimes).")] = None,
     regimes: Annotated[Path | None, typer.Option(help="Regime per bar for --policy: Parquet/CSV with ts, regime"
                                                       "[, prob][, pair].")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: user_data/backtests/<pairs>_<span>).")] = None,
@@ -44,6 +45,7 @@ def backtest(
     )
     from pipeline.backtest import write_outputs as write_files
     from pipeline.backtest_report import log_mlflow, summary_tables, write_plots
+    from pipeline.policy_backtest import bundle_regimes, is_registry_uri
 
     cfg = load(config)
     if engine is not None and engine not in ("grid", "dca", "none"):
@@ -51,7 +53,7 @@ def backtest(
     pairs = list(pair) if pair else list(cfg.market.pairs)
     pol = label = None
     if policy is not None:
-        if regimes is None:
+        if regimes is None and not is_registry_uri(policy):
             raise ConfigError("--policy needs a regime per bar", "pass --regimes FILE (ts, regime[, prob])")
         pol, label = resolve_policy(policy)
     elif regimes is not None:
@@ -60,7 +62,8 @@ def backtest(
         pairs=pairs, exchange=exchange or cfg.exchange.name, timeframe=timeframe or cfg.market.base_timeframe,
         start_ms=parse_time_ms(from_, "--from") if from_ else None, end_ms=parse_time_ms(to, "--to") if to else None,
         policy=pol, policy_label=f"policy {label}" if label else "policy",
-        regimes=regimes_from_file(regimes) if regimes else None, engine=engine,
+        regimes=regimes_from_file(regimes) if regimes else bundle_regimes(policy) if is_registry_uri(policy) else None,
+        engine=engine,
     )
     if req.start_ms is not None and req.end_ms is not None and req.start_ms >= req.end_ms:
         raise ConfigError(f"--from {from_} is not before --to {to}", "give a range whose start comes first")
