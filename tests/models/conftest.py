@@ -1,0 +1,4 @@
+from tests.features.conftest import (
+    load_sample,  # noqa: F401
+    sample_btc_5m,  # noqa: F401
+)
