@@ -23,6 +23,7 @@ from strategies.layout import (
     F_INV,
     F_REALIZED,
     F_TURNOVER,
+    I_LEG_DIRTY,
     I_N_CYCLES,
     I_N_LEGACY,
     I_N_WINS,
@@ -102,6 +103,7 @@ def realize(sf: np.ndarray, pnl: float) -> None:
 def legacy_add(si: np.ndarray, legacy: np.ndarray, qty: float, cost: float, price: float, stop: float, pnl: float) -> int:
     """Keep an exit across a regime switch: the first free slot, else a new one; when the table is
     full, the newcomer merges into the last slot (summed, the higher price, the lower stop)."""
+    si[I_LEG_DIRTY] = 1
     hwm = si[I_N_LEGACY]
     slot = -1
     for j in range(hwm):

@@ -36,6 +36,7 @@ from strategies.layout import (
     F_D_POS,
     F_INV,
     F_INV_COST,
+    F_LEG_STOP,
     G_COST,
     G_PNL,
     G_QTY,
@@ -52,7 +53,9 @@ from strategies.layout import (
     I_EPOCH,
     I_G_CELLS,
     I_KILLED,
+    I_LEG_DIRTY,
     I_N_DECISIONS,
+    I_N_LEG_ORDERS,
     I_N_LEGACY,
     I_N_REJECTED,
     I_N_SWITCHES,
@@ -119,6 +122,8 @@ def switch_regime(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.n
 @nb.njit(cache=True)
 def _legacy_orders(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, orders: np.ndarray, n: int,
                    rules: np.ndarray, close: float, epoch: int) -> int:
+    """The legacy exits' orders; also records the highest stop still resting (F_LEG_STOP)."""
+    sf[F_LEG_STOP] = -np.inf
     for j in range(si[I_N_LEGACY]):
         if legacy[j, X_QTY] <= 0.0:
             continue
@@ -135,8 +140,8 @@ def _legacy_orders(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, orders: n
             continue
         kind = KIND_LEGACY_EXIT if market else KIND_LEGACY_SELL
         n = push_order(orders, n, price, amount, -1.0, kind, j, market, epoch, 0.0)
-        if stop > 0.0 and not market:
-            narrow_band(sf, stop, np.inf)
+        if stop > 0.0 and not market and stop > sf[F_LEG_STOP]:
+            sf[F_LEG_STOP] = stop
     return n
 
 
@@ -149,14 +154,22 @@ def rebuild(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray
     si[I_NEXT_EVENT_BAR] = NO_EVENT
     epoch, n = si[I_EPOCH], 0
     if si[I_KILLED] == 1 and settings[S_SELL_ON_KILL] > 0.5:
+        si[I_LEG_DIRTY] = 1  # the whole table is replaced
         amount = amount_to_lot(sf[F_INV], rules[R_LOT])
         if amount > 0.0 and check_rules(close, amount, rules) == OK:
             n = push_order(orders, n, close, amount, -1.0, KIND_KILL, 0, True, epoch, 0.0)
         elif amount > 0.0:
             si[I_NEXT_EVENT_BAR] = si[I_BAR] + 1  # below the venue's minimum at this close: retry
     else:
-        n = _legacy_orders(sf, si, legacy, orders, n, rules, close, epoch)
-        sf[F_INV_COST] = inventory_cost(sf, si, grid, legacy)  # a holding may have become dust
+        # Legacy exits change only by their own fills, at a switch or when a stop is reached: their
+        # orders stay at the head of the table between decisions (the same result, rebuilt or not).
+        if si[I_LEG_DIRTY] == 1 or close <= sf[F_LEG_STOP]:
+            n = _legacy_orders(sf, si, legacy, orders, 0, rules, close, epoch)
+            si[I_N_LEG_ORDERS] = n
+            si[I_LEG_DIRTY] = 0
+            sf[F_INV_COST] = inventory_cost(sf, si, grid, legacy)  # a holding may have become dust
+        n = si[I_N_LEG_ORDERS]
+        narrow_band(sf, sf[F_LEG_STOP], np.inf)
         row = si[I_ACTIVE]
         entries_ok = si[I_ENTRIES_OK] == 1 and row >= 0
         budget = entry_budget(sf, settings)

@@ -44,6 +44,7 @@ from strategies.layout import (
     I_EPOCH,
     I_G_CELLS,
     I_HAS_MARKET,
+    I_LEG_DIRTY,
     I_LOG_OVERFLOW,
     I_N_BUYS,
     I_N_FILLS,
@@ -83,6 +84,7 @@ from strategies.layout import (
     O_PRICE,
     O_REF,
     O_SIDE,
+    O_T,
     P_D_COOLDOWN,
     S_TOUCH,
     X_COST,
@@ -237,6 +239,8 @@ def apply_fill(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndar
     else:
         proceeds = debit_sell(sf, qty, price, fee)
         pnl = _book_sell(sf, si, grid, legacy, p_cooldown, kind, ref, stale, proceeds, qty, lot)
+        if stale or kind == KIND_KILL or kind == KIND_LEGACY_SELL or kind == KIND_LEGACY_EXIT:
+            si[I_LEG_DIRTY] = 1  # legacy holdings changed: their orders are rebuilt at the close
         realize(sf, pnl)
         si[I_N_SELLS] += 1
     sf[F_INV_COST] = inventory_cost(sf, si, grid, legacy)
@@ -272,11 +276,28 @@ def _market_fill_ok(sf: np.ndarray, si: np.ndarray, rules: np.ndarray, side: flo
 
 
 @nb.njit(cache=True)
+def _fill_times(orders: np.ndarray, n: int, o: float, h: float, l: float, c: float, touch: bool) -> int:  # noqa: E741
+    """Write each order's fill time to O_T (-1: no fill); returns how many fill."""
+    hits = 0
+    for i in range(n):
+        if orders[i, O_MARKET] > 0.5:
+            t = 0.0
+        else:
+            price, buy = orders[i, O_PRICE], orders[i, O_SIDE] > 0.0
+            t = -1.0 if (l > price if buy else h < price) else fill_time(buy, price, o, h, l, c, touch)
+        orders[i, O_T] = t
+        if t >= 0.0:
+            hits += 1
+    return hits
+
+
+@nb.njit(cache=True)
 def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, orders: np.ndarray,
              params: np.ndarray, rules: np.ndarray, settings: np.ndarray, o: float, h: float, l: float,  # noqa: E741
              c: float, log: np.ndarray, log_n: int) -> int:
-    """Fill the resting orders the bar trades through, in the order its path reaches them.
-    Market orders fill at the open (t = 0) with the taker fee; limits at their price, maker fee."""
+    """Fill the resting orders the bar trades through, in the order its path reaches them (ties in
+    table order). Market orders fill at the open (t = 0) with the taker fee; limits at their price,
+    maker fee. No allocation: fill times live in the table's scratch column."""
     n = si[I_N_ORDERS]
     if n == 0:
         return log_n
@@ -284,43 +305,29 @@ def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarra
     # most bars end here, before any per-order work.
     if si[I_HAS_MARKET] == 0 and l > sf[F_MAX_BUY] and h < sf[F_MIN_SELL]:
         return log_n
-    touch = settings[S_TOUCH] > 0.5
-    times = np.empty(n)
-    idx = np.empty(n, dtype=np.int64)
-    m = 0
-    for i in range(n):
-        if orders[i, O_MARKET] > 0.5:
-            t = 0.0
-        else:
-            t = fill_time(orders[i, O_SIDE] > 0.0, orders[i, O_PRICE], o, h, l, c, touch)
-        if t < 0.0:
-            continue
-        j = m  # insertion sort, stable: equal times keep table order
-        while j > 0 and times[j - 1] > t:
-            times[j] = times[j - 1]
-            idx[j] = idx[j - 1]
-            j -= 1
-        times[j] = t
-        idx[j] = i
-        m += 1
-    if m == 0:
+    hits = _fill_times(orders, n, o, h, l, c, settings[S_TOUCH] > 0.5)
+    if hits == 0:
         return log_n
-    filled = np.zeros(n, dtype=np.bool_)
-    for j in range(m):
-        i = idx[j]
-        market = orders[i, O_MARKET] > 0.5
+    for _ in range(hits):
+        i, t = -1, np.inf
+        for k in range(n):  # the earliest remaining fill; strict < keeps table order among equal times
+            if 0.0 <= orders[k, O_T] < t:
+                i, t = k, orders[k, O_T]
+        orders[i, O_T] = -2.0
+        kind, market = int(orders[i, O_KIND]), orders[i, O_MARKET] > 0.5
         amount, side = orders[i, O_AMOUNT], orders[i, O_SIDE]
-        filled[i] = True
+        if kind == KIND_LEGACY_SELL or kind == KIND_LEGACY_EXIT:
+            si[I_LEG_DIRTY] = 1
         if market and not _market_fill_ok(sf, si, rules, side, amount, o):
             continue
-        log_n = apply_fill(sf, si, grid, legacy, params, rules, int(orders[i, O_KIND]), int(orders[i, O_REF]),
-                           int(orders[i, O_EPOCH]), orders[i, O_AUX], o if market else orders[i, O_PRICE],
-                           amount, market, times[j], log, log_n)
+        log_n = apply_fill(sf, si, grid, legacy, params, rules, kind, int(orders[i, O_REF]), int(orders[i, O_EPOCH]),
+                           orders[i, O_AUX], o if market else orders[i, O_PRICE], amount, market, t, log, log_n)
     keep = 0
     for i in range(n):
-        if not filled[i]:
-            for col in range(N_OC):
-                orders[keep, col] = orders[i, col]
+        if orders[i, O_T] != -2.0:
+            if keep != i:
+                for col in range(N_OC):
+                    orders[keep, col] = orders[i, col]
             keep += 1
     si[I_N_ORDERS] = keep
     si[I_DIRTY] = 1

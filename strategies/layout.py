@@ -82,7 +82,8 @@ F_GROSS_PROFIT = 22
 F_GROSS_LOSS = 23
 F_D_ENTRY = 24  # DCA cycle: base order fill price (safety-order deviations are measured from it)
 F_G_TRAIL_AT = 25  # grid: raw price one step above the top level (trailing up triggers at or above it)
-N_SF = 26
+F_LEG_STOP = 26  # highest stop of the legacy exits resting as limits (-inf: none)
+N_SF = 27
 
 # ---- int scalars -----------------------------------------------------------------------------------
 I_BAR = 0  # index of the last closed bar (-1 before the first)
@@ -116,7 +117,9 @@ I_N_BLOCKED = 27  # entry intents left out for want of cash or exposure room
 I_N_SWITCHES = 28
 I_LOG_OVERFLOW = 29
 I_N_DECISIONS = 30  # closes that re-decided the order set
-N_SI = 31
+I_LEG_DIRTY = 31  # the legacy exits changed: their orders (the table's prefix) must be rebuilt
+I_N_LEG_ORDERS = 32  # orders[:I_N_LEG_ORDERS] are the legacy exits' orders, kept between decisions
+N_SI = 33
 
 # ---- per-cell grid and legacy tables ----------------------------------------------------------------
 MAX_LEVELS = 512
@@ -147,7 +150,8 @@ O_REF = 4  # grid cell, safety-order number or legacy slot
 O_MARKET = 5  # 1: market order, fills at the next bar's open with the taker fee
 O_EPOCH = 6
 O_AUX = 7  # for buys: the exit price intended for what it buys (used if the fill arrives stale)
-N_OC = 8
+O_T = 8  # scratch for fill_bar: where along the bar the order fills (-1: it does not)
+N_OC = 9
 
 KIND_GRID_BUY = 1
 KIND_GRID_SELL = 2

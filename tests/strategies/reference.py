@@ -284,12 +284,14 @@ class Reference:
         return self.r.round_price(g.raw(k), False)
 
     def budget(self) -> float:
-        cost = sum(h.qty and h.cost for h in self.legacy)
+        """Cash, capped by the exposure room: capital share minus the cost of everything held
+        (summed in one fixed order, DCA position, grid cells, legacy slots, as the engine does)."""
         e = self.engine
-        if isinstance(e, Grid):
-            cost += sum(h.cost for h in e.cell[: e.cells])
-        elif isinstance(e, Dca):
-            cost += e.pos.cost
+        cost = e.pos.cost if isinstance(e, Dca) else 0.0
+        for h in e.cell[: e.cells] if isinstance(e, Grid) else []:
+            cost += h.cost
+        for h in self.legacy:
+            cost += h.cost
         return min(self.cash, self.s.max_exposure_pct / 100 * self.s.capital_quote - cost)
 
     def decide(self, close: float) -> list[Order]:
