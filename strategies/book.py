@@ -30,6 +30,7 @@ from strategies.layout import (
     O_PRICE,
     O_REF,
     O_SIDE,
+    O_T,
 )
 
 
@@ -46,6 +47,7 @@ def push_order(orders: np.ndarray, n: int, price: float, amount: float, side: fl
     orders[n, O_MARKET] = 1.0 if market else 0.0
     orders[n, O_EPOCH] = epoch
     orders[n, O_AUX] = aux
+    orders[n, O_T] = -1.0
     return n + 1
 
 
@@ -60,7 +62,8 @@ def narrow_band(sf: np.ndarray, lo: float, hi: float) -> None:
 
 @nb.njit(cache=True)
 def finish_book(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int) -> None:
-    """Record the table size and the bounds a bar must reach before any order can fill."""
+    """Record the table size and the bounds a bar must reach before any order can fill (the legacy
+    prefix kept from an earlier decision has no order filled: a legacy fill rebuilds it)."""
     max_buy, min_sell, has_market = -np.inf, np.inf, 0
     for i in range(n):
         if orders[i, O_MARKET] > 0.5:

@@ -22,6 +22,7 @@ import numpy as np
 from core.market_rules import MarketRules
 from strategies.dca import average_entry
 from strategies.decide import on_close as _on_close
+from strategies.fills import FILLED
 from strategies.fills import apply_fill as _apply_fill
 from strategies.fills import fill_bar as _fill_bar
 from strategies.layout import (
@@ -51,6 +52,7 @@ from strategies.layout import (
     O_PRICE,
     O_REF,
     O_SIDE,
+    O_T,
 )
 from strategies.policy import Policy
 from strategies.risk import RunSettings
@@ -129,6 +131,7 @@ class Engine:
                 aux=float(o[i, O_AUX]),
             )
             for i in range(int(self.state.si[I_N_ORDERS]))
+            if o[i, O_T] != FILLED  # filled in this bar; the next close re-decides the set
         ]
 
     # ---- one simulated bar (the simulator's step) ---------------------------------------------

@@ -75,7 +75,6 @@ from strategies.layout import (
     L_SIDE,
     L_T,
     L_TAKER,
-    N_OC,
     O_AMOUNT,
     O_AUX,
     O_EPOCH,
@@ -275,11 +274,16 @@ def _market_fill_ok(sf: np.ndarray, si: np.ndarray, rules: np.ndarray, side: flo
     return True
 
 
+FILLED = -2.0  # O_T of an order already filled in this bar (or an earlier one, before the close)
+
+
 @nb.njit(cache=True)
 def _fill_times(orders: np.ndarray, n: int, o: float, h: float, l: float, c: float, touch: bool) -> int:  # noqa: E741
-    """Write each order's fill time to O_T (-1: no fill); returns how many fill."""
+    """Write each order's fill time to O_T (-1: no fill, -2 stays: already filled); returns how many fill."""
     hits = 0
     for i in range(n):
+        if orders[i, O_T] == FILLED:
+            continue
         if orders[i, O_MARKET] > 0.5:
             t = 0.0
         else:
@@ -297,7 +301,9 @@ def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarra
              c: float, log: np.ndarray, log_n: int) -> int:
     """Fill the resting orders the bar trades through, in the order its path reaches them (ties in
     table order). Market orders fill at the open (t = 0) with the taker fee; limits at their price,
-    maker fee. No allocation: fill times live in the table's scratch column."""
+    maker fee. No allocation: fill times live in the table's scratch column, and filled orders stay
+    in the table marked FILLED (never filled twice) until the close re-decides the set, which it
+    always does after a fill."""
     n = si[I_N_ORDERS]
     if n == 0:
         return log_n
@@ -313,7 +319,7 @@ def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarra
         for k in range(n):  # the earliest remaining fill; strict < keeps table order among equal times
             if 0.0 <= orders[k, O_T] < t:
                 i, t = k, orders[k, O_T]
-        orders[i, O_T] = -2.0
+        orders[i, O_T] = FILLED
         kind, market = int(orders[i, O_KIND]), orders[i, O_MARKET] > 0.5
         amount, side = orders[i, O_AMOUNT], orders[i, O_SIDE]
         if kind == KIND_LEGACY_SELL or kind == KIND_LEGACY_EXIT:
@@ -322,13 +328,5 @@ def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarra
             continue
         log_n = apply_fill(sf, si, grid, legacy, params, rules, kind, int(orders[i, O_REF]), int(orders[i, O_EPOCH]),
                            orders[i, O_AUX], o if market else orders[i, O_PRICE], amount, market, t, log, log_n)
-    keep = 0
-    for i in range(n):
-        if orders[i, O_T] != -2.0:
-            if keep != i:
-                for col in range(N_OC):
-                    orders[keep, col] = orders[i, col]
-            keep += 1
-    si[I_N_ORDERS] = keep
     si[I_DIRTY] = 1
     return log_n

@@ -88,7 +88,6 @@ def test_bad_config_gives_one_clear_message(cli, tmp_path, section, text, needle
     (["--from", "2030-01-01"], "0 candles stored"),
     (["-p", "DOGE/USDT"], "no candles stored for binance DOGE/USDT 5m"),
     (["--policy", "p.toml"], "--policy needs a regime per bar"),
-    (["--policy", "models:/aiotrade-policy@champion"], "models:/aiotrade-policy@champion"),
 ])
 def test_bad_arguments_give_one_clear_message(cli, args, needle):
     code, out, err = cli(*args)
