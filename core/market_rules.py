@@ -38,7 +38,9 @@ R_MIN_QTY = 2
 R_MIN_NOTIONAL = 3
 R_MAKER_FEE = 4
 R_TAKER_FEE = 5
-N_RULES = 6
+R_TICK_DEC = 6  # decimals prices are cleaned to (step_decimals(tick)), cached for the hot paths
+R_LOT_DEC = 7
+N_RULES = 8
 
 
 @nb.njit(cache=True)
@@ -71,14 +73,18 @@ def check_order(price: float, amount: float, min_qty: float, min_notional: float
 
 
 @nb.njit(cache=True)
+def step_decimals(step: float) -> int:
+    """Decimals that show a multiple of `step` exactly, plus two (12 for a zero step)."""
+    if step <= 0.0:
+        return 12
+    decimals = -int(math.floor(math.log10(step))) + 2
+    return decimals if decimals > 0 else 0
+
+
+@nb.njit(cache=True)
 def clean_to_step(x: float, step: float) -> float:
     """Drop float noise (0.30000000000000004 -> 0.3) by rounding to the step's decimals."""
-    if step <= 0.0:
-        return round(x, 12)
-    decimals = -int(math.floor(math.log10(step))) + 2
-    if decimals < 0:
-        decimals = 0
-    return round(x, decimals)
+    return round(x, step_decimals(step))
 
 
 @nb.njit(cache=True)
@@ -91,6 +97,18 @@ def price_to_tick(price: float, tick: float, is_buy: bool) -> float:
 def amount_to_lot(amount: float, lot: float) -> float:
     """The amount the venue accepts: truncated to the lot grid, without float noise."""
     return clean_to_step(floor_to_step(amount, lot), lot)
+
+
+@nb.njit(cache=True)
+def tick_price(price: float, rules: np.ndarray, is_buy: bool) -> float:
+    """price_to_tick with a rules vector (its decimals cached): the same value, without a log10."""
+    return round(round_price(price, rules[R_TICK], is_buy), int(rules[R_TICK_DEC]))
+
+
+@nb.njit(cache=True)
+def lot_amount(amount: float, rules: np.ndarray) -> float:
+    """amount_to_lot with a rules vector (its decimals cached)."""
+    return round(floor_to_step(amount, rules[R_LOT]), int(rules[R_LOT_DEC]))
 
 
 @nb.njit(cache=True)
@@ -145,6 +163,8 @@ class MarketRules:
         out[R_MIN_NOTIONAL] = self.min_notional
         out[R_MAKER_FEE] = self.maker_fee
         out[R_TAKER_FEE] = self.taker_fee
+        out[R_TICK_DEC] = step_decimals(self.tick_size)
+        out[R_LOT_DEC] = step_decimals(self.lot_size)
         return out
 
 

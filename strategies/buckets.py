@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import amount_to_lot
+from core.market_rules import lot_amount
 from strategies.layout import (
     F_CASH,
     F_DUST,
@@ -40,7 +40,7 @@ _RESIDUAL_LOTS = 1e-6
 
 
 @nb.njit(cache=True)
-def credit_buy(sf: np.ndarray, qty: float, price: float, fee: float, lot: float) -> float:
+def credit_buy(sf: np.ndarray, qty: float, price: float, fee: float, rules: np.ndarray) -> float:
     """Book a buy fill: pay qty*price, receive qty*(1-fee) base; returns the whole lots the buying
     bucket gets (dust from earlier fills included); the rest stays dust."""
     value = qty * price
@@ -50,7 +50,7 @@ def credit_buy(sf: np.ndarray, qty: float, price: float, fee: float, lot: float)
     sf[F_FEES] += qty * fee * price
     sf[F_TURNOVER] += value
     total = received + sf[F_DUST]
-    lots = amount_to_lot(total, lot)
+    lots = lot_amount(total, rules)
     sf[F_DUST] = total - lots
     return lots
 
@@ -136,6 +136,3 @@ def to_dust(sf: np.ndarray, qty: float) -> None:
     sf[F_DUST] += qty
 
 
-@nb.njit(cache=True)
-def whole_lots(qty: float, lot: float) -> float:
-    return amount_to_lot(qty, lot)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import OK, R_LOT, R_TICK, amount_to_lot, check_rules, price_to_tick
+from core.market_rules import OK, check_rules, lot_amount, tick_price
 from strategies.book import narrow_band, push_order
 from strategies.buckets import to_dust
 from strategies.layout import (
@@ -72,8 +72,8 @@ def average_entry(sf: np.ndarray) -> float:
 
 
 @nb.njit(cache=True)
-def take_profit_price(sf: np.ndarray, p: np.ndarray, tick: float) -> float:
-    return price_to_tick(average_entry(sf) * (1.0 + p[P_D_TP_PCT] / 100.0), tick, False)
+def take_profit_price(sf: np.ndarray, p: np.ndarray, rules: np.ndarray) -> float:
+    return tick_price(average_entry(sf) * (1.0 + p[P_D_TP_PCT] / 100.0), rules, False)
 
 
 @nb.njit(cache=True)
@@ -82,7 +82,7 @@ def _base_order(si: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray, rules
     if si[I_BAR] < si[I_D_COOLDOWN_UNTIL]:
         si[I_NEXT_EVENT_BAR] = min(si[I_NEXT_EVENT_BAR], si[I_D_COOLDOWN_UNTIL])
         return n
-    amount = amount_to_lot(p[P_D_BASE_QUOTE] / close, rules[R_LOT])
+    amount = lot_amount(p[P_D_BASE_QUOTE] / close, rules)
     if check_rules(close, amount, rules) != OK:
         si[I_N_REJECTED] += 1
         si[I_NEXT_EVENT_BAR] = si[I_BAR] + 1  # sized at the close: try again at the next one
@@ -90,14 +90,14 @@ def _base_order(si: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray, rules
     if p[P_D_BASE_QUOTE] * (1.0 + buffer) > budget:  # reserve the quote size, not the close's value:
         si[I_N_BLOCKED] += 1  # whether it fits then changes only with fills
         return n
-    aux = price_to_tick(close * (1.0 + p[P_D_TP_PCT] / 100.0), rules[R_TICK], False)
+    aux = tick_price(close * (1.0 + p[P_D_TP_PCT] / 100.0), rules, False)
     return push_order(orders, n, close, amount, 1.0, KIND_DCA_BASE, 0, True, epoch, aux)
 
 
 @nb.njit(cache=True)
 def _exit_at_market(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, rules: np.ndarray, close: float,
                     epoch: int) -> int:
-    amount = amount_to_lot(sf[F_D_POS], rules[R_LOT])
+    amount = lot_amount(sf[F_D_POS], rules)
     if check_rules(close, amount, rules) == OK:
         return push_order(orders, n, close, amount, -1.0, KIND_DCA_EXIT, 0, True, epoch, 0.0)
     si[I_N_REJECTED] += 1  # a position too small to sell ends the cycle as dust
@@ -114,8 +114,8 @@ def _safety_orders(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, p
     for m in range(1, max_so + 1):
         cum_dev += dev_step
         if m > si[I_D_NSO]:
-            price = price_to_tick(entry * (1.0 - cum_dev / 100.0), rules[R_TICK], True)
-            amount = amount_to_lot(size_quote / price, rules[R_LOT])
+            price = tick_price(entry * (1.0 - cum_dev / 100.0), rules, True)
+            amount = lot_amount(size_quote / price, rules)
             if check_rules(price, amount, rules) != OK:
                 si[I_N_REJECTED] += 1
             elif price * amount > budget:
@@ -145,7 +145,7 @@ def dca_decide(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, p: np
             return _exit_at_market(sf, si, orders, n, rules, close, epoch)
         narrow_band(sf, stop, np.inf)
     tp_raw = avg * (1.0 + p[P_D_TP_PCT] / 100.0)
-    tp_price = price_to_tick(tp_raw, rules[R_TICK], False)
+    tp_price = tick_price(tp_raw, rules, False)
     if trail_pct > 0.0:
         if si[I_D_TRAILING] == 0 and close >= tp_raw:
             si[I_D_TRAILING] = 1
@@ -160,7 +160,7 @@ def dca_decide(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, p: np
         else:
             narrow_band(sf, -np.inf, np.nextafter(tp_raw, -np.inf))
     else:
-        amount = amount_to_lot(sf[F_D_POS], rules[R_LOT])
+        amount = lot_amount(sf[F_D_POS], rules)
         if check_rules(tp_price, amount, rules) == OK:
             n = push_order(orders, n, tp_price, amount, -1.0, KIND_DCA_TP, 0, False, epoch, 0.0)
         else:

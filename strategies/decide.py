@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import OK, R_LOT, R_TICK, amount_to_lot, check_rules
+from core.market_rules import OK, check_rules, lot_amount
 from strategies.book import finish_book, narrow_band, push_order
 from strategies.buckets import legacy_add, to_dust
 from strategies.dca import average_entry, dca_decide, dca_reset, take_profit_price
@@ -94,7 +94,7 @@ def _keep_exits(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.nda
                 grid[k, G_PNL] = 0.0
     elif si[I_ENGINE] == ENGINE_DCA and si[I_D_IN_CYCLE] == 1 and sf[F_D_POS] > 0.0:
         p = params[si[I_ACTIVE]]
-        price = take_profit_price(sf, p, rules[R_TICK])
+        price = take_profit_price(sf, p, rules)
         stop = 0.0
         if p[P_D_SL_PCT] > 0.0:
             stop = average_entry(sf) * (1.0 - p[P_D_SL_PCT] / 100.0)
@@ -127,7 +127,7 @@ def _legacy_orders(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, orders: n
     for j in range(si[I_N_LEGACY]):
         if legacy[j, X_QTY] <= 0.0:
             continue
-        amount = amount_to_lot(legacy[j, X_QTY], rules[R_LOT])
+        amount = lot_amount(legacy[j, X_QTY], rules)
         stop = legacy[j, X_STOP]
         market = stop > 0.0 and close <= stop
         price = close if market else legacy[j, X_PRICE]
@@ -155,7 +155,7 @@ def rebuild(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray
     epoch, n = si[I_EPOCH], 0
     if si[I_KILLED] == 1 and settings[S_SELL_ON_KILL] > 0.5:
         si[I_LEG_DIRTY] = 1  # the whole table is replaced
-        amount = amount_to_lot(sf[F_INV], rules[R_LOT])
+        amount = lot_amount(sf[F_INV], rules)
         if amount > 0.0 and check_rules(close, amount, rules) == OK:
             n = push_order(orders, n, close, amount, -1.0, KIND_KILL, 0, True, epoch, 0.0)
         elif amount > 0.0:

@@ -166,9 +166,9 @@ def _sell_across(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.nd
 
 @nb.njit(cache=True)
 def _book_buy(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, kind: int, ref: int,
-              stale: bool, aux: float, price: float, qty: float, fee: float, lot: float) -> float:
+              stale: bool, aux: float, price: float, qty: float, fee: float, rules: np.ndarray) -> float:
     """Returns the DCA average entry after the fill (nan for other buys)."""
-    lots = credit_buy(sf, qty, price, fee, lot)
+    lots = credit_buy(sf, qty, price, fee, rules)
     cost = qty * price
     if stale or (kind == KIND_GRID_BUY and si[I_ENGINE] != ENGINE_GRID):
         legacy_add(si, legacy, lots, cost, aux, 0.0, 0.0)
@@ -233,7 +233,7 @@ def apply_fill(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndar
     p_cooldown = params[row, P_D_COOLDOWN] if row >= 0 else 0.0
     avg, pnl = np.nan, 0.0
     if is_buy:
-        avg = _book_buy(sf, si, grid, legacy, kind, ref, stale, aux, price, qty, fee, lot)
+        avg = _book_buy(sf, si, grid, legacy, kind, ref, stale, aux, price, qty, fee, rules)
         si[I_N_BUYS] += 1
     else:
         proceeds = debit_sell(sf, qty, price, fee)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import OK, R_LOT, R_TICK, amount_to_lot, check_rules, price_to_tick
+from core.market_rules import OK, check_rules, lot_amount, tick_price
 from strategies.book import narrow_band, push_order
 from strategies.buckets import to_dust
 from strategies.layout import (
@@ -66,14 +66,14 @@ def level_raw(lo: float, step: float, geometric: bool, k: int) -> float:
 def cache_levels(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, rules: np.ndarray) -> None:
     """Level prices on the tick grid and each cell's buy amount, computed once per layout."""
     lo, step, geometric = sf[F_G_LO], sf[F_G_STEP], p[P_G_GEOMETRIC] > 0.5
-    tick, lot, size_quote = rules[R_TICK], rules[R_LOT], p[P_G_ORDER_QUOTE]
+    size_quote = p[P_G_ORDER_QUOTE]
     sf[F_G_TRAIL_AT] = level_raw(lo, step, geometric, si[I_G_CELLS] + 1)
     for k in range(si[I_G_CELLS] + 1):
         raw = level_raw(lo, step, geometric, k)
-        buy = price_to_tick(raw, tick, True)
+        buy = tick_price(raw, rules, True)
         grid[k, G_BUY_PX] = buy
-        grid[k, G_SELL_PX] = price_to_tick(raw, tick, False)
-        amount = amount_to_lot(size_quote / buy, lot) if buy > 0.0 else 0.0
+        grid[k, G_SELL_PX] = tick_price(raw, rules, False)
+        amount = lot_amount(size_quote / buy, rules) if buy > 0.0 else 0.0
         grid[k, G_BUY_AMT] = amount
         grid[k, G_BUY_OK] = 1.0 if check_rules(buy, amount, rules) == OK else 0.0
 
@@ -127,7 +127,7 @@ def _halt(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, orders: np.ndarray, 
         held += grid[k, G_QTY]
     if held <= 0.0:
         return n
-    amount = amount_to_lot(held, rules[R_LOT])
+    amount = lot_amount(held, rules)
     if amount > 0.0 and check_rules(close, amount, rules) == OK:
         return push_order(orders, n, close, amount, -1.0, KIND_GRID_STOP, 0, True, epoch, 0.0)
     si[I_N_REJECTED] += 1
@@ -157,13 +157,12 @@ def grid_decide(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, orders: np.nda
         narrow_band(sf, sl, np.inf)
     if tp > 0.0:
         narrow_band(sf, -np.inf, np.nextafter(tp, -np.inf))
-    lot = rules[R_LOT]
     if p[P_G_TRAILING_UP] > 0.5:
         _trail_up(sf, si, grid, p, close, rules)
     cells = si[I_G_CELLS]
     for k in range(cells):
         if grid[k, G_QTY] > 0.0:
-            amount = amount_to_lot(grid[k, G_QTY], lot)
+            amount = lot_amount(grid[k, G_QTY], rules)
             price = grid[k + 1, G_SELL_PX]
             if check_rules(price, amount, rules) == OK:
                 n = push_order(orders, n, price, amount, -1.0, KIND_GRID_SELL, k, False, epoch, 0.0)

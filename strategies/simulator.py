@@ -201,7 +201,7 @@ def fills_frame(log: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         "ts": ts[bar] if len(bar) else np.empty(0, dtype=np.int64),
         "t": log[:, L_T],
         "side": np.where(log[:, L_SIDE] > 0, "buy", "sell"),
-        "kind": [KIND_NAMES[int(k)] for k in log[:, L_KIND]],
+        "kind": np.asarray(KIND_NAMES, dtype=object)[log[:, L_KIND].astype(np.int64)],
         "ref": log[:, L_REF].astype(np.int64),
         "price": log[:, L_PRICE],
         "qty": log[:, L_QTY],
