@@ -37,5 +37,6 @@ def btc_5m(request) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def ohlcv_dir(shared_ohlcv: Path) -> Path:
-    return shared_ohlcv
+def doge_1m(shared_ohlcv: Path) -> pd.DataFrame:
+    """DOGE/USDT 1m, 2021-04/05 (42,915 real candles, the May crash; lot 1, tick 0.00001)."""
+    return read_freqtrade(shared_ohlcv / "2021-04_05_1m_5m" / "DOGE_USDT-1m.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,6 +45,20 @@ def test_random_policies_agree_with_reference(btc_5m, data, start, seed):
     policy = data.draw(policies(ref_price))
     run = data.draw(run_settings())
     rules = default_rules("binance", "BTC/USDT", ref_price)
+    regimes, probs = regime_series(seed, len(candles), len(policy.regimes))
+    assert_agree(candles, policy, rules, run, regimes, probs)
+
+
+@pytest.mark.shared_data
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), start=st.integers(0, 100_000), seed=st.integers(0, 2**31))
+def test_random_policies_agree_on_another_market(doge_1m, data, start, seed):
+    """DOGE 1m in the 2021 crash: whole-coin lots, five-decimal ticks, violent bars."""
+    candles = _window(doge_1m, start % (len(doge_1m) - WINDOW))
+    ref_price = float(candles["close"].iloc[0])
+    policy = data.draw(policies(ref_price))
+    run = data.draw(run_settings())
+    rules = default_rules("binance", "DOGE/USDT", ref_price)
     regimes, probs = regime_series(seed, len(candles), len(policy.regimes))
     assert_agree(candles, policy, rules, run, regimes, probs)
 
