@@ -63,12 +63,13 @@ def build_latest(window: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     when the full build has that row. Otherwise a DataError names the minimum bars or the gap.
     """
     need = spec.warmup_base_bars
+    window = window.iloc[-need:]  # the live window may hold more history; the row needs only this
     ts = _checked_ts(window, spec.base_timeframe)
     if not len(ts):
         raise DataError("no candles to build the newest feature row from", f"pass the last {need} candles")
     base_ms = timeframe_ms(spec.base_timeframe)
-    tail = window.iloc[-need:]
-    gaps = find_gaps(ts[-need:], base_ms)
+    tail = window
+    gaps = find_gaps(ts, base_ms)
     if gaps:
         # The full build restarts after a gap; so does this (the row may still exist, see _plan).
         tail = tail.iloc[int(np.searchsorted(tail["ts"].to_numpy(), gaps[-1].before_ts)) :]

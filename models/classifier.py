@@ -76,6 +76,8 @@ class RegimeClassifier(ClassifierMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.classes_ = np.unique(y)
+        # LightGBM sees integer codes: its eval_X/eval_y path (4.7) does not encode string labels.
+        y = np.searchsorted(self.classes_, y)
         weights = self._class_weights(y)
         ts = np.arange(len(y), dtype=np.int64) if ts_ms is None else np.asarray(ts_ms, dtype=np.int64)
         fit_rows, val_rows = (np.arange(len(y)), np.empty(0, dtype=np.int64))
@@ -88,7 +90,8 @@ class RegimeClassifier(ClassifierMixin, BaseEstimator):
             model.fit(
                 X.iloc[fit_rows],
                 y[fit_rows],
-                eval_set=[(X.iloc[val_rows], y[val_rows])],
+                eval_X=(X.iloc[val_rows],),
+                eval_y=(y[val_rows],),
                 eval_sample_weight=[_sample_weights(y[val_rows], weights)],
                 callbacks=[lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)],
             )
@@ -105,8 +108,9 @@ class RegimeClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = self._checked(X)
         proba = self.model_.predict_proba(X)
-        order = [list(self.model_.classes_).index(c) for c in self.classes_]
-        return proba[:, order]
+        out = np.zeros((len(X), len(self.classes_)))
+        out[:, np.asarray(self.model_.classes_, dtype=int)] = proba
+        return out
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
