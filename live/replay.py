@@ -107,7 +107,9 @@ def run_replay(cfg: Config, env: ReplayEnv, store: StateStore, active: ActivePol
     if env.state.clock.now_ms() != start_ms + bar_ms:
         env.state.clock.set(start_ms + bar_ms)
         env.venue.sync_clock()
-    live_cfg = cfg.live.model_copy(update={"candle_delay_s": 0.0})  # act at the close: orders rest from the next bar
+    # Act at the close (orders rest from the next bar, as in the backtest). Nobody else touches the
+    # emulator account, so only bars whose candle reached an order need a sync with it.
+    live_cfg = cfg.live.model_copy(update={"candle_delay_s": 0.0, "full_sync_every_bars": 10_000})
     runner = Runner(cfg.model_copy(update={"live": live_cfg}), env.venue, store, active, env.clock, feed=feed,
                     stop=stop, first_bar_ts=start_ms, until_ms=end_ms, mode="replay", keep_reports=keep_reports,
                     on_bar=on_bar)

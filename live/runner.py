@@ -87,6 +87,7 @@ class Runner:
         self.traders: list[PairTrader] = []
         self.stats = RunStats(keep_reports=keep_reports)
         self._failures: dict[str, tuple[str, int]] = {}
+        self._started_close_ms = 0
         self.feed.probe = self._probe
 
     def stop(self) -> None:
@@ -103,7 +104,7 @@ class Runner:
         try:
             if not self._retrying("starting", self._start):
                 return self.stats
-            done_ms = floor_to_bar(self.clock.now_ms(), self.bar_ms)  # _start acted on this close
+            done_ms = self._started_close_ms  # never re-read "now" here: the clock may have moved on
             while not self.stop_event.is_set():
                 # The next close after the one processed, never one computed from "now": the clock may
                 # have moved on while the cycle ran. More than a bar behind, jump to the newest close
@@ -122,7 +123,9 @@ class Runner:
 
     def run_pending_bar(self) -> list[CycleReport]:
         """One cycle for the bars already closed (a restart acts on the current bar at once)."""
-        return self._bar(floor_to_bar(self.clock.now_ms(), self.bar_ms))
+        close_ms = floor_to_bar(self.clock.now_ms(), self.bar_ms)
+        self._started_close_ms = close_ms
+        return self._bar(close_ms)
 
     def _start(self) -> None:
         markets = self.venue.load_markets()
@@ -136,7 +139,8 @@ class Runner:
                            settings=settings, bot_name=self.cfg.live.bot_name, bar_ms=self.bar_ms,
                            limiter=self.limiter, price_tol_pct=self.cfg.live.price_tolerance_pct,
                            amount_tol_pct=self.cfg.live.amount_tolerance_pct,
-                           stale_after_bars=self.cfg.live.stale_after_bars)
+                           stale_after_bars=self.cfg.live.stale_after_bars,
+                           full_sync_every_bars=self.cfg.live.full_sync_every_bars)
             t.start(self.clock.now_ms(), self.first_bar_ts)
             self.traders.append(t)
         self._status("running")

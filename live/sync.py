@@ -71,12 +71,12 @@ class OrderSync:
         open_orders = {o.client_order_id: o for o in self.venue.fetch_open_orders(self.pair)
                        if is_ours(o.client_order_id, self.bot_name)}
         self._cancel_orphans(open_orders, now_ms, rep)
-        if had_active or self.store.get_meta(self._pending_key) == "1":
+        if had_active or self.store.get_meta(self.pending_key) == "1":
             self._record_trades(now_ms, rep)
         self._close_vanished(open_orders, now_ms, rep)
         if not self.store.intents(self.pair, UNRESOLVED):
             # With an intent still in doubt its trades could not be matched yet: keep the window open.
-            self.store.set_metas({self._pending_key: "0", self._synced_key: str(now_ms)})
+            self.store.set_metas({self.pending_key: "0", self._synced_key: str(now_ms)})
         return rep
 
     # ---- 1. intents in doubt --------------------------------------------------------------------
@@ -103,9 +103,9 @@ class OrderSync:
         if status == FILLED and self._recorded_fill(it) < order.filled * (1 - 1e-9):
             # Filled on the venue but its trades are not booked yet: stay open until they are.
             status = S_OPEN
-            self.store.set_meta(self._pending_key, "1")
+            self.store.set_meta(self.pending_key, "1")
         elif status == CANCELLED and order.filled > self._recorded_fill(it) * (1 + 1e-9) + 1e-12:
-            self.store.set_meta(self._pending_key, "1")  # partly filled before the cancel
+            self.store.set_meta(self.pending_key, "1")  # partly filled before the cancel
         self.store.set_status(it.client_id, status, now_ms, venue_order_id=order.id)
 
     # ---- 2. orders we did not expect --------------------------------------------------------------
@@ -191,7 +191,7 @@ class OrderSync:
         return fresh.filled if fresh else it.filled
 
     @property
-    def _pending_key(self) -> str:
+    def pending_key(self) -> str:
         return f"trades_pending:{self.pair}"
 
     @property

@@ -14,15 +14,13 @@ really rests on the venue sends only what is missing.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from core.errors import DataError
 from exchange.port import Market, Venue
+from live import engine_codec
 from live.candles import CandleWindow, fetch_closed
 from live.executor import ExecReport, Executor
 from live.guards import OrderRateLimiter, StaleDataWatchdog, apply_rules, without_entries
@@ -33,9 +31,9 @@ from live.state import OPEN, EngineRef, StateStore
 from live.sync import OrderSync
 from strategies.decide import switch_regime
 from strategies.engine import Engine, EngineOrder
+from strategies.fill_model import fill_time
 from strategies.layout import I_CAND, I_CAND_N, I_DAY_PAUSED, I_KILLED, KIND_NAMES
 from strategies.risk import RunSettings
-from strategies.state import EngineState
 
 
 @dataclass
@@ -55,7 +53,8 @@ class CycleReport:
 class PairTrader:
     def __init__(self, *, venue: Venue, store: StateStore, market: Market, active: ActivePolicy,
                  settings: RunSettings, bot_name: str, bar_ms: int, limiter: OrderRateLimiter,
-                 price_tol_pct: float, amount_tol_pct: float, stale_after_bars: int = 2) -> None:
+                 price_tol_pct: float, amount_tol_pct: float, stale_after_bars: int = 2,
+                 full_sync_every_bars: int = 1) -> None:
         self.venue, self.store, self.market = venue, store, market
         self.pair = market.symbol
         self.active = active
@@ -71,6 +70,8 @@ class PairTrader:
         self._pending: ActivePolicy | None = None
         self._flags = (0, 0)
         self._predict_error: str | None = None
+        self.full_sync_every_bars = full_sync_every_bars
+        self._bars_since_sync = 0
 
     # ---- start-up and restart -----------------------------------------------------------------
 
@@ -82,8 +83,7 @@ class PairTrader:
         saved = self.store.load_engine(self.pair)
         if saved is not None:
             self.last_bar, blob, _extra = saved
-            with np.load(io.BytesIO(blob)) as z:
-                state = EngineState.restore({k: z[k] for k in z.files})
+            state = engine_codec.decode(blob)
             self.engine = Engine(self.active.policy, self.market.rules, self.settings, state=state)
         elif first_bar_ts is not None:
             self.last_bar = first_bar_ts - self.bar_ms  # replay: act from `first_bar_ts` on
@@ -134,12 +134,30 @@ class PairTrader:
     # ---- the cycle ------------------------------------------------------------------------------
 
     def run_bar(self, now_ms: int) -> CycleReport | None:
-        """Process every closed bar since the last one; None when there is no new candle."""
+        """Process every closed bar since the last one; None when there is no new candle.
+
+        All or nothing for the engine: when the cycle fails part-way (an exchange error the runner
+        will retry), the engine goes back to its state before the attempt, as after a restart, so
+        the retry books the same fills once and makes the same decision."""
+        saved = (self.engine, self.engine.state.copy(), self.active, self._pending, self._flags)
+        try:
+            return self._run_bar(now_ms)
+        except BaseException:
+            engine, state, self.active, self._pending, self._flags = saved
+            engine.state = state
+            self.engine = engine
+            raise
+
+    def _run_bar(self, now_ms: int) -> CycleReport | None:
         if self.window.last_ts is None or self.window.last_ts + 2 * self.bar_ms <= now_ms:
             since = self.window.last_ts + self.bar_ms if self.window.last_ts is not None else now_ms - 4 * self.bar_ms
             self.window.extend(self.venue.fetch_candles(self.pair, self.active.base_timeframe, since_ms=since))
-        self.sync.sync(now_ms)
         bars = [b for b in self.window.ts_after(self.last_bar) if b + self.bar_ms <= now_ms]
+        if self._needs_sync(bars):
+            self.sync.sync(now_ms)
+            self._bars_since_sync = 0
+        else:
+            self._bars_since_sync += len(bars)
         stale = self.watchdog.check(self.pair, self.window.last_ts, now_ms)
         if not bars:
             if stale:
@@ -166,6 +184,23 @@ class PairTrader:
         self._persist(bar_ts, applied, raw, prob, now_ms)
         return CycleReport(self.pair, bar_ts, raw, prob, self.engine.active_regime, decided, len(applied), ex,
                            stale, decision_ms)
+
+    def _needs_sync(self, bars: list[int]) -> bool:
+        """False only when the exchange cannot have changed any of our orders since the last sync:
+        every order was acknowledged, rests as a limit, and no new candle reached its price (the
+        fill model with touch-fills, so a touch counts) — and the last full sync is recent enough."""
+        if not bars or self._bars_since_sync + len(bars) >= self.full_sync_every_bars:
+            return True
+        if self.store.get_meta(self.sync.pending_key) == "1":
+            return True
+        rows = [self.window.row(b) for b in bars]
+        for it in self.store.active_intents(self.pair):
+            if it.status != OPEN or it.engine.market:
+                return True
+            for r in rows:
+                if r is None or fill_time(it.is_buy, it.price, r[0], r[1], r[2], r[3], True) >= 0.0:
+                    return True
+        return False
 
     def _book_fills(self, before_ms: int) -> list[str]:
         done = []
@@ -260,8 +295,6 @@ class PairTrader:
         self._flags = flags
 
     def _persist(self, bar_ts: int, applied: list[str], raw: int, prob: float, now_ms: int) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, **self.engine.state.snapshot())
         active = self.engine.active_regime
         names = self.active.regime_names
         regime = (names.get(raw, str(raw)) if raw >= 0 else "none", prob,
@@ -269,6 +302,6 @@ class PairTrader:
                   describe_params(self.active, active), self.active.version)
         row = self.window.row(bar_ts)
         meta = {f"paused:{self.pair}": ""} if self.store.get_meta(f"paused:{self.pair}") else None
-        self.store.commit_cycle(self.pair, bar_ts, buf.getvalue(), {"policy_version": self.active.version}, applied,
+        self.store.commit_cycle(self.pair, bar_ts, engine_codec.encode(self.engine.state), {"policy_version": self.active.version}, applied,
                                 regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta)
         self.last_bar = bar_ts

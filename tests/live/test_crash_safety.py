@@ -16,7 +16,6 @@ whole history must equal an uncrashed reference run on the same bars.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sqlite3
@@ -25,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from exchange.emulator.router import DropConnection
+from live import engine_codec
 from live.policy_source import StaticPolicy
 from live.replay import (
     REPLAY_KEY,
@@ -160,8 +159,7 @@ class Driver:
 def _exits_cover_inventory(store: StateStore) -> tuple[float, float]:
     """(inventory the engine can sell, amount of resting exit orders)."""
     _, blob, _ = store.load_engine("BTC/USDT")
-    with np.load(io.BytesIO(blob)) as z:
-        dust = float(z["sf"][F_DUST])
+    dust = float(engine_codec.decode(blob).sf[F_DUST])
     sells = sum(i.remaining for i in store.intents("BTC/USDT", ACTIVE) if i.side == "sell")
     return store.position("BTC/USDT").base - dust, sells
 

@@ -55,3 +55,22 @@ def test_replay_under_faults_ends_equal_to_the_exchange(tmp_path):
     finally:
         env.close()
         store.close()
+
+
+def test_a_cycle_retried_by_the_runner_books_its_fills_once(tmp_path):
+    """The exchange keeps failing one order longer than the adapter retries: the error reaches the
+    runner, which runs the cycle again. The engine must not keep what the failed attempt booked."""
+    cfg = dca_config()
+    env = start_emulator(load_replay_state(SAMPLE, cfg, START_MS), cfg)
+    # bar 0 sends the market base order; bar 1 books its fill, then its first create fails 7 times
+    env.faults.error(503, "POST", "/api/v3/order", times=7, skip=1)
+    store = StateStore(tmp_path / "s.db", namespace=cfg.live.bot_name)
+    try:
+        runner = run_replay(cfg, env, store, StaticPolicy.from_config(cfg), START_MS, START_MS + 20 * BAR_MS)
+        assert runner.stats.retries >= 1, "the error should have reached the runner"
+        assert_state_matches_exchange(store, env, ["BTC/USDT"], 1000.0)
+        assert abs(runner.traders[0].engine.inventory - store.position("BTC/USDT").base) < 1e-9
+        assert not [i for i in store.intents("BTC/USDT") if i.status == "rejected"], "no order refused for funds"
+    finally:
+        env.close()
+        store.close()

@@ -135,3 +135,23 @@ def test_read_only_view_for_status(store, tmp_path):
     assert len(ro.active_intents()) == 1
     with pytest.raises(ConfigError, match="not found"):
         StateStore(tmp_path / "missing.db", read_only=True)
+
+
+def test_engine_state_codec_round_trips_a_trading_state():
+    from core.config import StrategyConfig
+    from core.market_rules import MarketRules
+    from live import engine_codec
+    from strategies.engine import Engine
+    from strategies.policy import Policy
+    from strategies.risk import RunSettings
+
+    rules = MarketRules("BTC/USDT", 0.01, 0.00001, 0.00001, 5.0)
+    eng = Engine(Policy.static(StrategyConfig()), rules, RunSettings(1000.0))
+    price = 20_000.0
+    for i in range(30):  # a few bars of a falling market: grid buys fill, exits appear
+        fills, _ = eng.step(i * 300_000, price, price * 1.001, price * 0.995, price * 0.997)
+        price *= 0.997
+    assert eng.inventory > 0
+    blob = engine_codec.encode(eng.state)
+    assert len(blob) < 20_000
+    assert engine_codec.decode(blob).equals(eng.state)
