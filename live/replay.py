@@ -112,6 +112,6 @@ def run_replay(cfg: Config, env: ReplayEnv, store: StateStore, active: ActivePol
     live_cfg = cfg.live.model_copy(update={"candle_delay_s": 0.0, "full_sync_every_bars": 10_000})
     runner = Runner(cfg.model_copy(update={"live": live_cfg}), env.venue, store, active, env.clock, feed=feed,
                     stop=stop, first_bar_ts=start_ms, until_ms=end_ms, mode="replay", keep_reports=keep_reports,
-                    on_bar=on_bar)
+                    on_bar=on_bar, candle_polls=1)  # the virtual clock stands still: a missing candle stays missing
     runner.run()
     return runner

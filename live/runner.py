@@ -70,7 +70,8 @@ class Runner:
     def __init__(self, cfg: Config, venue: Venue, store: StateStore, active: ActivePolicy, clock: Clock, *,
                  feed: PolicyFeed | None = None, stop: threading.Event | None = None,
                  first_bar_ts: int | None = None, until_ms: int | None = None, mode: str = "paper",
-                 on_bar: Callable[[int, list[CycleReport]], None] | None = None, keep_reports: bool = False) -> None:
+                 on_bar: Callable[[int, list[CycleReport]], None] | None = None, keep_reports: bool = False,
+                 candle_polls: int = CANDLE_POLLS) -> None:
         self.cfg = cfg
         self.venue = venue
         self.store = store
@@ -89,6 +90,7 @@ class Runner:
         self._failures: dict[str, tuple[str, int]] = {}
         self._started_close_ms = 0
         self.feed.probe = self._probe
+        self.candle_polls = max(1, candle_polls)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -161,7 +163,7 @@ class Runner:
                 t.swap_policy(new)
         reports: list[CycleReport] = []
         waiting = list(self.traders)
-        for attempt in range(CANDLE_POLLS):
+        for attempt in range(self.candle_polls):
             missing = []
             for t in waiting:
                 if self.stop_event.is_set() and reports:
@@ -172,7 +174,7 @@ class Runner:
                 elif t.last_bar is not None and t.last_bar + 2 * self.bar_ms <= close_ms:
                     missing.append(t)  # the bar's candle is not published yet
             waiting = missing
-            if not waiting or self.stop_event.is_set() or attempt == CANDLE_POLLS - 1:
+            if not waiting or self.stop_event.is_set() or attempt == self.candle_polls - 1:
                 break
             self.stop_event.wait(CANDLE_POLL_S)
         if reports:

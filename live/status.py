@@ -32,6 +32,7 @@ class PairStatus:
     equity_quote: float | None
     start_equity_quote: float | None
     n_fills: int
+    paused: str | None = None
 
     @property
     def pnl_quote(self) -> float | None:
@@ -94,4 +95,5 @@ def _pair_status(store: StateStore, pair: str) -> PairStatus:
         equity_quote=float(last[1]) if last else (curve[-1][1] if curve else None),
         start_equity_quote=float(start) if start else None,
         n_fills=pos.n_fills,
+        paused=store.get_meta(f"paused:{pair}") or None,
     )

@@ -41,7 +41,9 @@ def live(
     from live.logs import setup_logging
 
     cfg = load(config)
-    setup_logging(cfg.live.json_logs if json_logs is None else json_logs, logging.INFO)
+    # A replay prints its summary; its per-order log lines would be thousands: warnings only.
+    setup_logging(cfg.live.json_logs if json_logs is None else json_logs,
+                  logging.WARNING if replay is not None else logging.INFO)
     if replay is not None:
         _replay(cfg, replay, from_, to, state_db, static)
         return
@@ -123,26 +125,39 @@ def status(
 def _print_status(st: Any) -> None:
     import time
 
+    from rich.panel import Panel
+
     r = st.runner
     beat = int(r.get("heartbeat_ms") or 0)
     age = f"{(time.time() * 1000 - beat) / 1000:.0f}s ago" if beat else "never"
     _out.print(f"runner: [bold]{r.get('runner_state') or 'unknown'}[/] (heartbeat {age}), mode {r.get('mode') or '?'}, "
-               f"exchange {r.get('exchange') or '?'}, policy {r.get('policy_version') or '?'}")
-    table = Table(title=f"state {st.db_path}")
-    for col in ("pair", "regime (predicted, p)", "engine / params", "open orders", "inventory", "avg entry",
-                "PnL", "policy"):
-        table.add_column(col)
+               f"exchange {r.get('exchange') or '?'}, policy {r.get('policy_version') or '?'}; state {st.db_path}",
+               highlight=False)
     for p in st.pairs:
-        params = ", ".join(f"{k}={v}" for k, v in p.params.items() if k not in ("regime",))
-        orders = ", ".join(f"{o['side']} {o['amount']:g}@{o['price']:g}" for o in p.open_orders[:6])
-        if len(p.open_orders) > 6:
-            orders += f" (+{len(p.open_orders) - 6})"
-        pnl = "-" if p.pnl_quote is None else f"{p.pnl_quote:+.2f} (realized {p.realized_pnl_quote:+.2f})"
-        table.add_row(p.pair, f"{p.regime} ({p.predicted}, {p.probability or 0:.2f})", params or "-", orders or "-",
-                      f"{p.inventory_base:.8g}", "-" if p.avg_entry is None else f"{p.avg_entry:.6g}", pnl,
-                      p.policy_version or "-")
-    _out.print(table)
+        pnl = "-" if p.pnl_quote is None else f"{p.pnl_quote:+.2f} (realized {p.realized_pnl_quote:+.2f}, " \
+                                               f"fees {p.fees_quote:.2f})"
+        params = ", ".join(f"{k}={v}" for k, v in p.params.items() if k not in ("regime", "engine"))
+        lines = [
+            f"regime [bold]{p.regime}[/] (model says {p.predicted}, p={p.probability or 0:.2f}); "
+            f"engine {p.params.get('engine', '-')}",
+            f"params {params or '-'}",
+            f"inventory {p.inventory_base:.8g}, avg entry {'-' if p.avg_entry is None else f'{p.avg_entry:.6g}'}, "
+            f"cash {p.cash_quote:.2f}, equity {'-' if p.equity_quote is None else f'{p.equity_quote:.2f}'}",
+            f"PnL {pnl}; {p.n_fills} fills; policy {p.policy_version or '-'}",
+        ]
+        if p.paused:
+            lines.append(f"[yellow]entries paused: {p.paused}[/]")
+        table = Table(show_header=True, box=None, pad_edge=False)
+        for col in ("side", "role", "price", "amount", "filled", "status"):
+            table.add_column(col)
+        for o in p.open_orders:
+            table.add_row(o["side"], o["role"], f"{o['price']:.8g}", f"{o['amount']:.8g}", f"{o['filled']:.8g}",
+                          o["status"])
+        lines.append(f"open orders: {len(p.open_orders)}")
+        _out.print(Panel("\n".join(lines), title=p.pair, expand=False), highlight=False)
+        if p.open_orders:
+            _out.print(table)
     if st.events:
         _out.print("recent events:")
         for e in st.events[:10]:
-            _out.print(f"  [{e['level']}] {e['kind']}: {e['message']}", highlight=False)
+            _out.print(f"  [{e['level']}] {e['kind']}: {e['message']}", highlight=False, markup=False)
