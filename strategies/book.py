@@ -17,9 +17,11 @@ import numpy as np
 from strategies.layout import (
     F_BAND_HI,
     F_BAND_LO,
+    F_LEG_MIN_SELL,
     F_MAX_BUY,
     F_MIN_SELL,
     I_HAS_MARKET,
+    I_LEG_HAS_MARKET,
     I_N_ORDERS,
     MAX_ORDERS,
     O_AMOUNT,
@@ -61,11 +63,11 @@ def narrow_band(sf: np.ndarray, lo: float, hi: float) -> None:
 
 
 @nb.njit(cache=True)
-def finish_book(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int) -> None:
-    """Record the table size and the bounds a bar must reach before any order can fill (the legacy
-    prefix kept from an earlier decision has no order filled: a legacy fill rebuilds it)."""
-    max_buy, min_sell, has_market = -np.inf, np.inf, 0
-    for i in range(n):
+def finish_book(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, start: int, n: int) -> None:
+    """Record the table size and the bounds a bar must reach before any order can fill; the legacy
+    prefix orders[:start] (sells only) contributes through F_LEG_MIN_SELL / I_LEG_HAS_MARKET."""
+    max_buy, min_sell, has_market = -np.inf, sf[F_LEG_MIN_SELL], si[I_LEG_HAS_MARKET]
+    for i in range(start, n):
         if orders[i, O_MARKET] > 0.5:
             has_market = 1
         elif orders[i, O_SIDE] > 0.0:

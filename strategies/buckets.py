@@ -21,6 +21,7 @@ from strategies.layout import (
     F_GROSS_LOSS,
     F_GROSS_PROFIT,
     F_INV,
+    F_LEG_COST,
     F_REALIZED,
     F_TURNOVER,
     I_LEG_DIRTY,
@@ -100,7 +101,16 @@ def realize(sf: np.ndarray, pnl: float) -> None:
 
 
 @nb.njit(cache=True)
-def legacy_add(si: np.ndarray, legacy: np.ndarray, qty: float, cost: float, price: float, stop: float, pnl: float) -> int:
+def legacy_cost(si: np.ndarray, legacy: np.ndarray) -> float:
+    """Cost of every legacy exit, summed in slot order (one fixed order: the reference sums alike)."""
+    total = 0.0
+    for j in range(si[I_N_LEGACY]):
+        total += legacy[j, X_COST]
+    return total
+
+
+@nb.njit(cache=True)
+def legacy_add(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, qty: float, cost: float, price: float, stop: float, pnl: float) -> int:
     """Keep an exit across a regime switch: the first free slot, else a new one; when the table is
     full, the newcomer merges into the last slot (summed, the higher price, the lower stop)."""
     si[I_LEG_DIRTY] = 1
@@ -121,12 +131,14 @@ def legacy_add(si: np.ndarray, legacy: np.ndarray, qty: float, cost: float, pric
         legacy[j, X_PRICE] = max(legacy[j, X_PRICE], price)
         old_stop = legacy[j, X_STOP]
         legacy[j, X_STOP] = 0.0 if (old_stop <= 0.0 or stop <= 0.0) else min(old_stop, stop)
+        sf[F_LEG_COST] = legacy_cost(si, legacy)
         return j
     legacy[slot, X_QTY] = qty
     legacy[slot, X_COST] = cost
     legacy[slot, X_PRICE] = price
     legacy[slot, X_STOP] = stop
     legacy[slot, X_PNL] = pnl
+    sf[F_LEG_COST] = legacy_cost(si, legacy)
     return slot
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from core.market_rules import OK, check_rules, lot_amount
 from strategies.book import finish_book, narrow_band, push_order
-from strategies.buckets import legacy_add, to_dust
+from strategies.buckets import legacy_add, legacy_cost, to_dust
 from strategies.dca import average_entry, dca_decide, dca_reset, take_profit_price
 from strategies.fills import inventory_cost
 from strategies.grid import grid_arm, grid_decide
@@ -36,6 +36,8 @@ from strategies.layout import (
     F_D_POS,
     F_INV,
     F_INV_COST,
+    F_LEG_COST,
+    F_LEG_MIN_SELL,
     F_LEG_STOP,
     G_COST,
     G_PNL,
@@ -54,6 +56,7 @@ from strategies.layout import (
     I_G_CELLS,
     I_KILLED,
     I_LEG_DIRTY,
+    I_LEG_HAS_MARKET,
     I_N_DECISIONS,
     I_N_LEG_ORDERS,
     I_N_LEGACY,
@@ -88,7 +91,7 @@ def _keep_exits(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.nda
     if si[I_ENGINE] == ENGINE_GRID:
         for k in range(si[I_G_CELLS]):
             if grid[k, G_QTY] > 0.0:
-                legacy_add(si, legacy, grid[k, G_QTY], grid[k, G_COST], grid[k + 1, G_SELL_PX], 0.0, grid[k, G_PNL])
+                legacy_add(sf, si, legacy, grid[k, G_QTY], grid[k, G_COST], grid[k + 1, G_SELL_PX], 0.0, grid[k, G_PNL])
                 grid[k, G_QTY] = 0.0
                 grid[k, G_COST] = 0.0
                 grid[k, G_PNL] = 0.0
@@ -98,7 +101,7 @@ def _keep_exits(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.nda
         stop = 0.0
         if p[P_D_SL_PCT] > 0.0:
             stop = average_entry(sf) * (1.0 - p[P_D_SL_PCT] / 100.0)
-        legacy_add(si, legacy, sf[F_D_POS], sf[F_D_COST], price, stop, sf[F_D_CYCLE_PNL])
+        legacy_add(sf, si, legacy, sf[F_D_POS], sf[F_D_COST], price, stop, sf[F_D_CYCLE_PNL])
     dca_reset(sf, si)
     sf[F_D_CYCLE_PNL] = 0.0
 
@@ -122,8 +125,9 @@ def switch_regime(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.n
 @nb.njit(cache=True)
 def _legacy_orders(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, orders: np.ndarray, n: int,
                    rules: np.ndarray, close: float, epoch: int) -> int:
-    """The legacy exits' orders; also records the highest stop still resting (F_LEG_STOP)."""
-    sf[F_LEG_STOP] = -np.inf
+    """The legacy exits' orders; also records the highest stop still resting (F_LEG_STOP), the
+    lowest limit (F_LEG_MIN_SELL), whether one is a market order, and their cost (F_LEG_COST)."""
+    sf[F_LEG_STOP], sf[F_LEG_MIN_SELL], si[I_LEG_HAS_MARKET] = -np.inf, np.inf, 0
     for j in range(si[I_N_LEGACY]):
         if legacy[j, X_QTY] <= 0.0:
             continue
@@ -140,8 +144,13 @@ def _legacy_orders(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, orders: n
             continue
         kind = KIND_LEGACY_EXIT if market else KIND_LEGACY_SELL
         n = push_order(orders, n, price, amount, -1.0, kind, j, market, epoch, 0.0)
-        if stop > 0.0 and not market and stop > sf[F_LEG_STOP]:
-            sf[F_LEG_STOP] = stop
+        if market:
+            si[I_LEG_HAS_MARKET] = 1
+        else:
+            sf[F_LEG_MIN_SELL] = min(sf[F_LEG_MIN_SELL], price)
+            if stop > 0.0 and stop > sf[F_LEG_STOP]:
+                sf[F_LEG_STOP] = stop
+    sf[F_LEG_COST] = legacy_cost(si, legacy)
     return n
 
 
@@ -154,7 +163,8 @@ def rebuild(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray
     si[I_NEXT_EVENT_BAR] = NO_EVENT
     epoch, n = si[I_EPOCH], 0
     if si[I_KILLED] == 1 and settings[S_SELL_ON_KILL] > 0.5:
-        si[I_LEG_DIRTY] = 1  # the whole table is replaced
+        si[I_LEG_DIRTY] = 1  # the whole table is replaced: no legacy prefix
+        si[I_N_LEG_ORDERS], si[I_LEG_HAS_MARKET], sf[F_LEG_MIN_SELL] = 0, 0, np.inf
         amount = lot_amount(sf[F_INV], rules)
         if amount > 0.0 and check_rules(close, amount, rules) == OK:
             n = push_order(orders, n, close, amount, -1.0, KIND_KILL, 0, True, epoch, 0.0)
@@ -179,7 +189,7 @@ def rebuild(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray
             n = dca_decide(sf, si, orders, n, params[row], rules, close, entries_ok, budget,
                            settings[S_MARKET_BUFFER], epoch)
     sf[F_INV_COST] = inventory_cost(sf, si, grid, legacy)
-    finish_book(sf, si, orders, n)
+    finish_book(sf, si, orders, si[I_N_LEG_ORDERS], n)
     si[I_DIRTY] = 0
     si[I_N_DECISIONS] += 1
 

@@ -14,7 +14,7 @@ import numba as nb
 import numpy as np
 
 from core.market_rules import OK, R_LOT, R_MAKER_FEE, R_TAKER_FEE, check_rules
-from strategies.buckets import close_trade, credit_buy, debit_sell, legacy_add, realize, take
+from strategies.buckets import close_trade, credit_buy, debit_sell, legacy_add, legacy_cost, realize, take
 from strategies.dca import average_entry, dca_reset
 from strategies.fill_model import fill_time
 from strategies.layout import (
@@ -29,6 +29,8 @@ from strategies.layout import (
     F_DUST,
     F_INV,
     F_INV_COST,
+    F_LEG_COST,
+    F_LEG_MIN_SELL,
     F_MAX_BUY,
     F_MIN_SELL,
     G_COST,
@@ -45,9 +47,11 @@ from strategies.layout import (
     I_G_CELLS,
     I_HAS_MARKET,
     I_LEG_DIRTY,
+    I_LEG_HAS_MARKET,
     I_LOG_OVERFLOW,
     I_N_BUYS,
     I_N_FILLS,
+    I_N_LEG_ORDERS,
     I_N_LEGACY,
     I_N_ORDERS,
     I_N_REJECTED,
@@ -97,9 +101,7 @@ def inventory_cost(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.
     total = sf[F_D_COST]
     for k in range(si[I_G_CELLS]):
         total += grid[k, G_COST]
-    for j in range(si[I_N_LEGACY]):
-        total += legacy[j, X_COST]
-    return total
+    return total + sf[F_LEG_COST]
 
 
 @nb.njit(cache=True)
@@ -171,7 +173,7 @@ def _book_buy(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarr
     lots = credit_buy(sf, qty, price, fee, rules)
     cost = qty * price
     if stale or (kind == KIND_GRID_BUY and si[I_ENGINE] != ENGINE_GRID):
-        legacy_add(si, legacy, lots, cost, aux, 0.0, 0.0)
+        legacy_add(sf, si, legacy, lots, cost, aux, 0.0, 0.0)
         return np.nan
     if kind == KIND_GRID_BUY:
         grid[ref, G_QTY] += lots
@@ -240,6 +242,7 @@ def apply_fill(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndar
         pnl = _book_sell(sf, si, grid, legacy, p_cooldown, kind, ref, stale, proceeds, qty, lot)
         if stale or kind == KIND_KILL or kind == KIND_LEGACY_SELL or kind == KIND_LEGACY_EXIT:
             si[I_LEG_DIRTY] = 1  # legacy holdings changed: their orders are rebuilt at the close
+            sf[F_LEG_COST] = legacy_cost(si, legacy)
         realize(sf, pnl)
         si[I_N_SELLS] += 1
     sf[F_INV_COST] = inventory_cost(sf, si, grid, legacy)
@@ -278,10 +281,11 @@ FILLED = -2.0  # O_T of an order already filled in this bar (or an earlier one, 
 
 
 @nb.njit(cache=True)
-def _fill_times(orders: np.ndarray, n: int, o: float, h: float, l: float, c: float, touch: bool) -> int:  # noqa: E741
+def _fill_times(orders: np.ndarray, start: int, n: int, o: float, h: float, l: float, c: float,  # noqa: E741
+                touch: bool) -> int:
     """Write each order's fill time to O_T (-1: no fill, -2 stays: already filled); returns how many fill."""
     hits = 0
-    for i in range(n):
+    for i in range(start, n):
         if orders[i, O_T] == FILLED:
             continue
         if orders[i, O_MARKET] > 0.5:
@@ -311,12 +315,14 @@ def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarra
     # most bars end here, before any per-order work.
     if si[I_HAS_MARKET] == 0 and l > sf[F_MAX_BUY] and h < sf[F_MIN_SELL]:
         return log_n
-    hits = _fill_times(orders, n, o, h, l, c, settings[S_TOUCH] > 0.5)
+    # the legacy exits at the head of the table (all sells) are skipped when the high reaches none
+    start = 0 if si[I_LEG_HAS_MARKET] == 1 or h >= sf[F_LEG_MIN_SELL] else si[I_N_LEG_ORDERS]
+    hits = _fill_times(orders, start, n, o, h, l, c, settings[S_TOUCH] > 0.5)
     if hits == 0:
         return log_n
     for _ in range(hits):
         i, t = -1, np.inf
-        for k in range(n):  # the earliest remaining fill; strict < keeps table order among equal times
+        for k in range(start, n):  # the earliest remaining fill; strict < keeps table order among equal t
             if 0.0 <= orders[k, O_T] < t:
                 i, t = k, orders[k, O_T]
         orders[i, O_T] = FILLED

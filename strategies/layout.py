@@ -83,7 +83,9 @@ F_GROSS_LOSS = 23
 F_D_ENTRY = 24  # DCA cycle: base order fill price (safety-order deviations are measured from it)
 F_G_TRAIL_AT = 25  # grid: raw price one step above the top level (trailing up triggers at or above it)
 F_LEG_STOP = 26  # highest stop of the legacy exits resting as limits (-inf: none)
-N_SF = 27
+F_LEG_COST = 27  # cost of all legacy exits, summed in slot order (kept current on every change)
+F_LEG_MIN_SELL = 28  # lowest legacy limit sell (+inf: none)
+N_SF = 29
 
 # ---- int scalars -----------------------------------------------------------------------------------
 I_BAR = 0  # index of the last closed bar (-1 before the first)
@@ -119,7 +121,8 @@ I_LOG_OVERFLOW = 29
 I_N_DECISIONS = 30  # closes that re-decided the order set
 I_LEG_DIRTY = 31  # the legacy exits changed: their orders (the table's prefix) must be rebuilt
 I_N_LEG_ORDERS = 32  # orders[:I_N_LEG_ORDERS] are the legacy exits' orders, kept between decisions
-N_SI = 33
+I_LEG_HAS_MARKET = 33  # one of them is a market order (a stop was hit)
+N_SI = 34
 
 # ---- per-cell grid and legacy tables ----------------------------------------------------------------
 MAX_LEVELS = 512

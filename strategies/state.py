@@ -13,6 +13,7 @@ from strategies.layout import (
     F_DAY_START_EQ,
     F_EQ_PEAK,
     F_LAST_EQ,
+    F_LEG_MIN_SELL,
     F_LEG_STOP,
     F_MAX_BUY,
     F_MIN_SELL,
@@ -54,6 +55,7 @@ class EngineState:
         sf[F_BAND_LO], sf[F_BAND_HI] = -np.inf, np.inf
         sf[F_MAX_BUY], sf[F_MIN_SELL] = -np.inf, np.inf
         sf[F_LEG_STOP] = -np.inf
+        sf[F_LEG_MIN_SELL] = np.inf
         si[I_BAR] = -1
         si[I_ACTIVE] = si[I_CAND] = -1
         si[I_DIRTY] = 1

@@ -285,13 +285,15 @@ class Reference:
 
     def budget(self) -> float:
         """Cash, capped by the exposure room: capital share minus the cost of everything held
-        (summed in one fixed order, DCA position, grid cells, legacy slots, as the engine does)."""
+        (summed in one fixed order: DCA position, grid cells, then the legacy slots' own sum)."""
         e = self.engine
         cost = e.pos.cost if isinstance(e, Dca) else 0.0
         for h in e.cell[: e.cells] if isinstance(e, Grid) else []:
             cost += h.cost
+        legacy = 0.0
         for h in self.legacy:
-            cost += h.cost
+            legacy += h.cost
+        cost += legacy
         return min(self.cash, self.s.max_exposure_pct / 100 * self.s.capital_quote - cost)
 
     def decide(self, close: float) -> list[Order]:
