@@ -124,8 +124,9 @@ def store_context(study, spec: StudySpec, cfg: Config, context: dict) -> None:
 
 
 def join_study(storage: str | None, study_name: str, store_dir: str | None = None,
-               on_progress: Callable[[str, int, int], None] | None = None) -> StudyOutcome:
-    """`aiotrade tune --worker`: run trials of an existing study until its budget is reached."""
+               on_progress: Callable[[str, int, int], None] | None = None, n_trials: int | None = None) -> StudyOutcome:
+    """`aiotrade tune --worker`: run trials of an existing study until its budget (or `n_trials` in all,
+    when given) is reached."""
     import optuna
 
     from pipeline.tune import make_pruner, make_sampler, worker_id
@@ -141,7 +142,7 @@ def join_study(storage: str | None, study_name: str, store_dir: str | None = Non
                                  "`aiotrade train`", "join a study listed by `aiotrade tune --list`")
     cfg, data = rebuild(ctx, store_dir)
     spec = StudySpec(ctx["study_key"], regime=ctx["regime"], engine=ctx["engine"])
-    n_trials = int(ctx["n_trials"])
+    n_trials = int(ctx["n_trials"]) if n_trials is None else n_trials
     # Another seed than the creator's, so the two processes do not propose the same parameters.
     study = optuna.load_study(study_name=study_name, storage=st, sampler=make_sampler(os.getpid(), n_trials),
                               pruner=make_pruner())

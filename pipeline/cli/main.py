@@ -15,6 +15,7 @@ from pipeline.cli import (
     exchange_cmds,  # noqa: F401
     live_cmd,  # noqa: F401
     quickstart_cmd,  # noqa: F401
+    retrain_cmd,  # noqa: F401
     train_cmd,  # noqa: F401
     tune_cmd,  # noqa: F401
     ui_cmd,  # noqa: F401

@@ -22,9 +22,11 @@ def train(
     folds: Annotated[int | None, typer.Option(help="Walk-forward folds, overriding model.cv_folds.")] = None,
     register: Annotated[bool, typer.Option("--register/--no-register", help="Register the model and move the alias.")] = True,
 ) -> None:
-    """Train the regime model on stored candles: cross-validate beside baselines, fit, log to MLflow, register."""
+    """Train the regime model and tune the policy on stored candles: cross-validate beside baselines, fit,
+    tune each regime's grid/DCA with Optuna, print the out-of-sample table, register the policy bundle."""
     from core.config import config_from_dict
     from core.store import CandleStore
+    from pipeline.policy import full_steps
     from pipeline.train import TrainContext, run_train
 
     cfg = load(config)
@@ -39,4 +41,4 @@ def train(
         raw["model"]["cv_folds"] = folds
     cfg = config_from_dict(raw, source="command line") if (pairs or timeframe or store or folds) else cfg
     ctx = TrainContext(config=cfg, store=CandleStore(cfg.data.store_dir), console=_out, register=register)
-    run_train(ctx)
+    run_train(ctx, full_steps())  # the regime model's steps, then tuning, evaluation and the policy bundle

@@ -34,6 +34,8 @@ def tune(
     list_: Annotated[bool, typer.Option("--list", help="List the studies in the storage.")] = False,
     store: Annotated[Path | None, typer.Option(help="Candle store with the study's candles (default: the "
                                                      "study's data.store_dir).")] = None,
+    n_trials: Annotated[int | None, typer.Option(help="Run until the study holds this many trials in all "
+                                                      "(default: its own budget).", min=1)] = None,
 ) -> None:
     """Join a tuning study as an extra worker (--worker), or list the studies (--list)."""
     import logging
@@ -60,7 +62,7 @@ def tune(
         def progress(key: str, done: int, total: int) -> None:
             status.update(f"worker on {study}: {done}/{total} trials")
 
-        outcome = join_study(url, study, str(store) if store else None, progress)
+        outcome = join_study(url, study, str(store) if store else None, progress, n_trials)
     best = "-" if outcome.best_value is None else f"{outcome.best_value:.3f} (trial {outcome.best_trial})"
     _out.print(f"{study}: budget reached; {outcome.n_complete} complete, {outcome.n_pruned} pruned, "
                f"{outcome.own_trials} run by this worker; best {best}")

@@ -1,0 +1,77 @@
+"""Helpers for tests that need a trained policy: a tiny config on a slice of the bundled sample, in a temp dir.
+
+Tiny means seconds, not minutes: one pair, 15m/1h features, 2 CV folds, 20 boosting rounds, a handful of
+Optuna trials. Everything (candle store, MLflow SQLite store, artifacts, Optuna journal) lives under
+the given folder, never in the repository's mlruns/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.config import Config
+from core.store import CandleStore
+
+SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "sample_data"
+
+
+# Where the bundled BTC sample rises (early January 2023) and where it falls (mid-February to 10 March).
+RISING = (0, 6000)
+FALLING = (12672, 7200)
+
+
+def tiny_config(root: Path, start: int = 0, bars: int = 6000, **tuning: Any) -> Config:
+    src, dst = CandleStore(SAMPLE), CandleStore(root / "candles")
+    df = src.load("binance", "BTC/USDT", "5m").iloc[start:start + bars].reset_index(drop=True)
+    dst.write("binance", "BTC/USDT", "5m", df)
+    return Config.model_validate({
+        "market": {"pairs": ["BTC/USDT"], "feature_timeframes": ["15m", "1h"]},
+        "data": {"store_dir": str(root / "candles")},
+        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}", "model_name": "pol"},
+        "model": {"n_estimators": 20, "cv_folds": 2, "n_jobs": 1},
+        "tuning": {"n_trials": 4, "folds": 1, "n_jobs": 1, "storage": f"journal:{root / 'optuna.log'}", **tuning},
+    })
+
+
+def config_file(cfg: Config, path: Path) -> Path:
+    """The config as a TOML file, for CLI subprocesses."""
+    lines = []
+    for section, values in cfg.model_dump(mode="json").items():
+        lines.append(f"[{section}]")
+        nested = []
+        for k, v in values.items():
+            if isinstance(v, dict):
+                nested.append((k, v))
+            elif v is not None:
+                lines.append(f"{k} = {_toml(v)}")
+        for k, sub in nested:
+            lines.append(f"[{section}.{k}]")
+            lines += [f"{kk} = {_toml(vv)}" for kk, vv in sub.items() if vv is not None]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml(v: Any) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return json.dumps(v)
+
+
+def train_policy(cfg: Config, register: bool = True) -> Any:
+    """The whole `aiotrade train` pipeline on `cfg`; returns the TrainContext."""
+    import mlflow
+    from rich.console import Console
+
+    from core.store import CandleStore as Store
+    from models.registry import use_store
+    from pipeline.policy import full_steps
+    from pipeline.train import TrainContext, run_train
+
+    use_store(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    mlflow.set_experiment(cfg.mlflow.experiment)
+    ctx = TrainContext(config=cfg, store=Store(cfg.data.store_dir), console=Console(width=140, quiet=True),
+                       register=register)
+    return run_train(ctx, full_steps())
