@@ -19,160 +19,38 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
 from live.ids import intent_client_id
+from live.records import (
+    ACTIVE,
+    CANCELLED,
+    CANCELLING,
+    EXPIRED,
+    FILLED,
+    FINAL,
+    INTENT,
+    OPEN,
+    REJECTED,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SENT,
+    UNRESOLVED,
+    EngineRef,
+    Fill,
+    Intent,
+    Position,
+    book_fill,
+    intent_from_row,
+    position_from_row,
+)
 
-SCHEMA_VERSION = 1
-
-# Intent statuses. ACTIVE ones may still rest on (or be on their way to) the venue.
-INTENT, SENT, OPEN, CANCELLING = "intent", "sent", "open", "cancelling"
-FILLED, CANCELLED, REJECTED, EXPIRED = "filled", "cancelled", "rejected", "expired"
-ACTIVE = (INTENT, SENT, OPEN, CANCELLING)
-UNRESOLVED = (INTENT, SENT)  # we do not know whether the venue has them: look up by client id
-FINAL = (FILLED, CANCELLED, REJECTED, EXPIRED)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS intents(
-    client_id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    pair TEXT NOT NULL,
-    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-    role TEXT NOT NULL CHECK (role IN ('entry', 'exit')),
-    slot INTEGER NOT NULL,
-    order_type TEXT NOT NULL CHECK (order_type IN ('limit', 'market')),
-    kind INTEGER NOT NULL,
-    ref INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    aux REAL NOT NULL,
-    price REAL NOT NULL CHECK (price > 0),
-    amount REAL NOT NULL CHECK (amount > 0),
-    bar_ts INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    venue_order_id TEXT,
-    filled REAL NOT NULL DEFAULT 0,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    reason TEXT
-);
-CREATE INDEX IF NOT EXISTS intents_by_status ON intents(pair, status);
-CREATE TABLE IF NOT EXISTS fills(
-    fill_id TEXT PRIMARY KEY,
-    client_id TEXT NOT NULL REFERENCES intents(client_id),
-    pair TEXT NOT NULL,
-    side TEXT NOT NULL,
-    price REAL NOT NULL,
-    amount REAL NOT NULL,
-    fee REAL NOT NULL,
-    fee_asset TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL,
-    applied INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS fills_by_pair ON fills(pair, applied, ts_ms);
-CREATE TABLE IF NOT EXISTS positions(
-    pair TEXT PRIMARY KEY,
-    cash_quote REAL NOT NULL,
-    base REAL NOT NULL,
-    cost_quote REAL NOT NULL,
-    realized_pnl_quote REAL NOT NULL,
-    fees_quote REAL NOT NULL,
-    n_fills INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS equity(
-    pair TEXT NOT NULL, ts_ms INTEGER NOT NULL, close REAL NOT NULL,
-    cash_quote REAL NOT NULL, base REAL NOT NULL, equity_quote REAL NOT NULL,
-    PRIMARY KEY (pair, ts_ms)
-);
-CREATE TABLE IF NOT EXISTS regimes(
-    pair TEXT NOT NULL, bar_ts INTEGER NOT NULL, predicted TEXT NOT NULL, probability REAL NOT NULL,
-    active TEXT NOT NULL, params_json TEXT NOT NULL, policy_version TEXT NOT NULL,
-    PRIMARY KEY (pair, bar_ts)
-);
-CREATE TABLE IF NOT EXISTS engine(
-    pair TEXT PRIMARY KEY, bar_ts INTEGER NOT NULL, state BLOB NOT NULL, extra_json TEXT NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events(
-    id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, pair TEXT, level TEXT NOT NULL,
-    kind TEXT NOT NULL, message TEXT NOT NULL
-);
-"""
-
-
-@dataclass(frozen=True)
-class EngineRef:
-    """Which engine order an intent carries out (`strategies.engine.EngineOrder` identity), so a fill
-    can be booked into the engine even after a restart."""
-
-    kind: int = 0
-    ref: int = 0
-    epoch: int = 0
-    aux: float = 0.0
-    market: bool = False
-
-
-@dataclass(frozen=True)
-class Intent:
-    client_id: str
-    pair: str
-    side: str
-    role: str
-    slot: int
-    engine: EngineRef
-    price: float
-    amount: float
-    bar_ts: int
-    status: str
-    venue_order_id: str | None
-    filled: float
-    created_ms: int
-    updated_ms: int
-    reason: str | None
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.amount - self.filled)
-
-    @property
-    def is_buy(self) -> bool:
-        return self.side == "buy"
-
-
-@dataclass(frozen=True)
-class Fill:
-    fill_id: str
-    client_id: str
-    pair: str
-    side: str
-    price: float
-    amount: float
-    fee: float
-    fee_asset: str
-    ts_ms: int
-
-
-@dataclass(frozen=True)
-class Position:
-    pair: str
-    cash_quote: float
-    base: float
-    cost_quote: float
-    realized_pnl_quote: float
-    fees_quote: float
-    n_fills: int
-
-    @property
-    def avg_entry(self) -> float | None:
-        return self.cost_quote / self.base if self.base > 0 else None
-
-    def equity(self, close: float) -> float:
-        return self.cash_quote + self.base * close
-
+__all__ = [
+    "ACTIVE", "CANCELLED", "CANCELLING", "EXPIRED", "FILLED", "FINAL", "INTENT", "OPEN", "REJECTED", "SCHEMA_VERSION",
+    "SENT", "UNRESOLVED", "EngineRef", "Fill", "Intent", "Position", "StateStore",
+]
 
 class StateStore:
     """One runner's state. `namespace` makes client ids unique per bot (two bots, one account)."""
@@ -210,7 +88,7 @@ class StateStore:
     def _migrate(self) -> None:
         self._check_version()  # refuse a newer/older file before touching it
         # executescript commits on its own; every statement is idempotent (IF NOT EXISTS).
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         found = self.get_meta("schema_version")
         if found is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
@@ -287,7 +165,7 @@ class StateStore:
                 db.execute("UPDATE intents SET status = ?, updated_ms = ?, reason = NULL WHERE client_id = ?",
                            (INTENT, now_ms, cid))
             row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
-        return _intent(row)
+        return intent_from_row(row)
 
     def set_status(
         self, client_id: str, status: str, now_ms: int, *, venue_order_id: str | None = None,
@@ -314,7 +192,7 @@ class StateStore:
 
     def intent(self, client_id: str) -> Intent | None:
         row = self._db.execute("SELECT * FROM intents WHERE client_id = ?", (client_id,)).fetchone()
-        return None if row is None else _intent(row)
+        return None if row is None else intent_from_row(row)
 
     def intents(self, pair: str | None = None, statuses: tuple[str, ...] | None = None) -> list[Intent]:
         sql, args = "SELECT * FROM intents WHERE 1=1", []
@@ -324,7 +202,7 @@ class StateStore:
         if statuses is not None:
             sql += f" AND status IN ({','.join('?' * len(statuses))})"
             args.extend(statuses)
-        return [_intent(r) for r in self._db.execute(sql + " ORDER BY seq", args)]
+        return [intent_from_row(r) for r in self._db.execute(sql + " ORDER BY seq", args)]
 
     def active_intents(self, pair: str | None = None) -> list[Intent]:
         return self.intents(pair, ACTIVE)
@@ -332,7 +210,7 @@ class StateStore:
     def intent_by_venue_id(self, pair: str, venue_order_id: str) -> Intent | None:
         row = self._db.execute("SELECT * FROM intents WHERE pair = ? AND venue_order_id = ?",
                                (pair, venue_order_id)).fetchone()
-        return None if row is None else _intent(row)
+        return None if row is None else intent_from_row(row)
 
     def set_slot(self, client_id: str, slot: int, engine: EngineRef, now_ms: int) -> None:
         """A kept order now carries out another engine order (the engine renumbered it)."""
@@ -384,38 +262,17 @@ class StateStore:
         p = db.execute("SELECT * FROM positions WHERE pair = ?", (fill.pair,)).fetchone()
         if p is None:
             raise KeyError(f"no position for {fill.pair}: call init_position first")
-        cash, base, cost = p["cash_quote"], p["base"], p["cost_quote"]
-        realized, fees = p["realized_pnl_quote"], p["fees_quote"]
-        fee_in_quote = fill.fee_asset == quote_asset
-        fee_quote = fill.fee if fee_in_quote else fill.fee * fill.price
-        notional = fill.price * fill.amount
-        if fill.side == "buy":
-            got = fill.amount - (0.0 if fee_in_quote else fill.fee)
-            cash -= notional + (fill.fee if fee_in_quote else 0.0)
-            base += got
-            cost += notional + (fill.fee if fee_in_quote else 0.0)
-        else:
-            sold = fill.amount + (0.0 if fee_in_quote else fill.fee)
-            avg = cost / base if base > 0 else fill.price
-            cash += notional - (fill.fee if fee_in_quote else 0.0)
-            realized += notional - fee_quote - avg * sold
-            cost -= avg * sold
-            base -= sold
-            if base <= 1e-12:  # sold out: drop float dust from the cost basis
-                base, cost = max(base, 0.0), 0.0
-        fees += fee_quote
+        pos = book_fill(position_from_row(p), fill, quote_asset)
         db.execute(
             "UPDATE positions SET cash_quote=?, base=?, cost_quote=?, realized_pnl_quote=?, fees_quote=?,"
-            " n_fills = n_fills + 1, updated_ms=? WHERE pair = ?",
-            (cash, base, cost, realized, fees, now_ms, fill.pair),
+            " n_fills = ?, updated_ms=? WHERE pair = ?",
+            (pos.cash_quote, pos.base, pos.cost_quote, pos.realized_pnl_quote, pos.fees_quote, pos.n_fills, now_ms,
+             fill.pair),
         )
 
     def position(self, pair: str) -> Position | None:
         r = self._db.execute("SELECT * FROM positions WHERE pair = ?", (pair,)).fetchone()
-        if r is None:
-            return None
-        return Position(r["pair"], r["cash_quote"], r["base"], r["cost_quote"], r["realized_pnl_quote"],
-                        r["fees_quote"], r["n_fills"])
+        return None if r is None else position_from_row(r)
 
     def fills(self, pair: str | None = None, applied: bool | None = None) -> list[Fill]:
         sql, args = "SELECT * FROM fills WHERE 1=1", []
@@ -514,10 +371,3 @@ class StateStore:
 
     def pairs(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT pair FROM positions ORDER BY pair")]
-
-
-def _intent(r: sqlite3.Row) -> Intent:
-    eng = EngineRef(r["kind"], r["ref"], r["epoch"], r["aux"], r["order_type"] == "market")
-    return Intent(r["client_id"], r["pair"], r["side"], r["role"], r["slot"], eng, r["price"], r["amount"],
-                  r["bar_ts"], r["status"], r["venue_order_id"], r["filled"], r["created_ms"], r["updated_ms"],
-                  r["reason"])
