@@ -100,7 +100,7 @@ def _time(fn, repeats: int = 5) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def engine_speed(df: pd.DataFrame) -> float:
+def engine_speed(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     from strategies.metrics import new_stats
     from strategies.simulator import Bars, _inputs, run_loop, simulate
     from strategies.state import EngineState
@@ -125,13 +125,13 @@ def engine_speed(df: pd.DataFrame) -> float:
 
         once()  # compile or load from cache
         wall, cpu = _time(once)
-        out[name] = len(bars) / wall
+        out[name] = (len(bars) / wall, len(bars) / cpu)
         print(f"  {name:<45} {len(bars) / wall / 1e6:6.1f} M candles/s wall, {len(bars) / cpu / 1e6:6.1f} M/s CPU"
               f"  ({n_fills[0]:,} fills)")
     wall, cpu = _time(lambda: simulate(bars, policy, rules, settings, regimes), repeats=3)
     print(f"  {'same policy via simulate() (curve + fills + metrics)':<45} {len(bars) / wall / 1e6:6.1f} M candles/s "
           f"wall, {len(bars) / cpu / 1e6:6.1f} M/s CPU")
-    return out["grid 20 + DCA depth 8, daily regime switch"]
+    return out
 
 
 def reference_speed(df: pd.DataFrame, engine_cps: float) -> None:
@@ -230,10 +230,13 @@ def main() -> None:
     df, src = year_of_1m()
     print(f"candles: {len(df):,} x 1m from {src}")
     print("engine, one thread:")
-    cps = engine_speed(df)
-    print(f"  goal >= 20 M candles/s on one core: {'met' if cps >= 20e6 else 'NOT met'} ({cps / 1e6:.1f} M/s wall)")
+    speeds = engine_speed(df)
+    for name, (wall, cpu) in speeds.items():
+        verdict = "met" if wall >= 20e6 else "met in CPU time only" if cpu >= 20e6 else "NOT met"
+        print(f"  goal >= 20 M candles/s on one core, {name}: {verdict} ({wall / 1e6:.1f} M/s wall, "
+              f"{cpu / 1e6:.1f} M/s CPU)")
     print("reference:")
-    reference_speed(df, cps)
+    reference_speed(df, speeds["grid 20 + DCA depth 8, daily regime switch"][0])
     print("batch (simulate_batch, threads without the GIL):")
     batch_speed(df)
     print("memory and start-up (fresh processes):")
