@@ -27,20 +27,3 @@ def load_feather(path: Path) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def sample_btc_5m() -> pd.DataFrame:
     return load_sample("BTC/USDT")
-
-
-@pytest.fixture(scope="session")
-def shared_eth_5m_2023(shared_ohlcv: Path) -> pd.DataFrame:
-    """ETH/USDT 5m 2023, which holds the 2023-03-24 outage gap (16 missing candles)."""
-    return load_feather(shared_ohlcv / "2023_1h_5m" / "ETH_USDT-5m.feather")
-
-
-@pytest.fixture(scope="session")
-def shared_doge_1m(shared_ohlcv: Path) -> pd.DataFrame:
-    """DOGE/USDT 1m, 2021-04/05: a month of 1m candles with a 284-minute gap."""
-    import json
-
-    rows = json.loads((shared_ohlcv / "2021-04_05_1m_5m" / "DOGE_USDT-1m.json").read_text())
-    df = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
-    df["ts"] = df["ts"].astype(np.int64)
-    return df.astype({c: np.float64 for c in ("open", "high", "low", "close", "volume")})

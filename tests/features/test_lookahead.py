@@ -8,6 +8,10 @@ Runs on the bundled sample (always present) and on ../shared data with gaps (ski
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import FeatureSpec, build_features, build_latest, make_spec
+from tests.features.conftest import load_feather, load_sample
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -60,29 +65,31 @@ SPEC_OF: dict[int, FeatureSpec] = {}
 
 
 # ---------------------------------------------------------------- bundled sample (always runs)
+# Data come from cached functions, not fixture arguments, so a falsifying example prints only
+# the drawn values (cut, start, ...) instead of whole frames.
 
 SAMPLE_SPEC = make_spec("5m", ["15m", "1h", "4h"])
 
 
-@pytest.fixture(scope="module")
-def sample(sample_btc_5m):
-    df = sample_btc_5m.iloc[:14000].reset_index(drop=True)
+@functools.cache
+def sample() -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = load_sample("BTC/USDT").iloc[:14000].reset_index(drop=True)
     SPEC_OF[id(df)] = SAMPLE_SPEC
     return df, build_features(df, SAMPLE_SPEC)
 
 
 @SETTINGS
 @given(data=st.data())
-def test_appending_later_bars_changes_nothing_before(sample, data):
-    df, full = sample
+def test_appending_later_bars_changes_nothing_before(data):
+    df, full = sample()
     cut = data.draw(st.integers(SAMPLE_SPEC.warmup_base_bars - 200, len(df)), label="cut")
     check_append(df, full, cut)
 
 
 @SETTINGS
 @given(data=st.data())
-def test_prepending_bars_beyond_the_warmup_changes_nothing(sample, data):
-    df, _ = sample
+def test_prepending_bars_beyond_the_warmup_changes_nothing(data):
+    df, _ = sample()
     start = data.draw(st.integers(1, 6000), label="start")
     extra = data.draw(st.integers(1, start), label="extra")
     check_prepend(df, SAMPLE_SPEC, start, extra, SAMPLE_SPEC.warmup_base_bars + 1500)
@@ -90,8 +97,8 @@ def test_prepending_bars_beyond_the_warmup_changes_nothing(sample, data):
 
 @SETTINGS
 @given(data=st.data())
-def test_live_newest_row_equals_the_full_build(sample, data):
-    df, full = sample
+def test_live_newest_row_equals_the_full_build(data):
+    df, full = sample()
     t = data.draw(st.sampled_from(range(SAMPLE_SPEC.warmup_base_bars + 48, len(df))), label="t")
     check_live(df, full, SAMPLE_SPEC, t, data.draw(st.integers(0, 300), label="spare"))
 
@@ -99,9 +106,9 @@ def test_live_newest_row_equals_the_full_build(sample, data):
 # ---------------------------------------------------------------- ../shared, data with gaps
 
 
-@pytest.fixture(scope="module")
-def eth_around_gap(shared_eth_5m_2023):
-    df = shared_eth_5m_2023
+@functools.cache
+def eth_around_gap(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    df = load_feather(root / "2023_1h_5m" / "ETH_USDT-5m.feather")
     gap_at = int(np.flatnonzero(np.diff(df["ts"].to_numpy()) != 300_000)[0])
     part = df.iloc[gap_at - 9000 : gap_at + 9000].reset_index(drop=True)
     SPEC_OF[id(part)] = SAMPLE_SPEC
@@ -111,8 +118,8 @@ def eth_around_gap(shared_eth_5m_2023):
 @pytest.mark.shared_data
 @settings(SETTINGS, max_examples=10)
 @given(data=st.data())
-def test_shared_eth_with_gap_append_prepend_and_live(eth_around_gap, data):
-    df, full, gap_at = eth_around_gap
+def test_shared_eth_with_gap_append_prepend_and_live(shared_ohlcv, data):
+    df, full, gap_at = eth_around_gap(shared_ohlcv)
     check_append(df, full, data.draw(st.integers(gap_at - 500, len(df)), label="cut"))
     start = data.draw(st.integers(1, gap_at), label="start")
     check_prepend(df, SAMPLE_SPEC, start, data.draw(st.integers(1, start), label="extra"), 9000)
@@ -124,9 +131,11 @@ def test_shared_eth_with_gap_append_prepend_and_live(eth_around_gap, data):
 ONE_MINUTE_SPEC = make_spec("1m", ["5m", "15m", "1h"])
 
 
-@pytest.fixture(scope="module")
-def doge_1m(shared_doge_1m):
-    df = shared_doge_1m.reset_index(drop=True)
+@functools.cache
+def doge_1m(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = json.loads((root / "2021-04_05_1m_5m" / "DOGE_USDT-1m.json").read_text())
+    df = pd.DataFrame(rows, columns=["ts", "open", "high", "low", "close", "volume"])
+    df = df.astype({"ts": np.int64, **{c: np.float64 for c in ("open", "high", "low", "close", "volume")}})
     SPEC_OF[id(df)] = ONE_MINUTE_SPEC
     return df, build_features(df, ONE_MINUTE_SPEC)
 
@@ -134,8 +143,9 @@ def doge_1m(shared_doge_1m):
 @pytest.mark.shared_data
 @settings(SETTINGS, max_examples=10)
 @given(data=st.data())
-def test_shared_doge_1m_append_and_prepend(doge_1m, data):
-    df, full = doge_1m
+def test_shared_doge_1m_append_and_prepend(shared_ohlcv, data):
+    """A month of 1m DOGE/USDT with a 284-minute gap."""
+    df, full = doge_1m(shared_ohlcv)
     check_append(df, full, data.draw(st.integers(ONE_MINUTE_SPEC.warmup_base_bars, len(df)), label="cut"))
     start = data.draw(st.integers(1, len(df) // 2), label="start")
     check_prepend(df, ONE_MINUTE_SPEC, start, data.draw(st.integers(1, start), label="extra"), 12000)
