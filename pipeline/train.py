@@ -195,6 +195,15 @@ def run_train(ctx: TrainContext, steps: list[Step] | None = None) -> TrainContex
     return ctx
 
 
+def quickstart_step(qctx: Any) -> None:
+    """For `aiotrade quickstart` (pipeline/quickstart.py STEPS): train on the store it just filled.
+
+    Takes the quickstart context (config, store, console) and keeps the TrainContext on it as `train`.
+    """
+    ctx = TrainContext(config=qctx.config, store=qctx.store, console=qctx.console)
+    qctx.train = run_train(ctx)
+
+
 def _make_model(ctx: TrainContext) -> RegimeClassifier:
     m = ctx.config.model
     return RegimeClassifier(

@@ -206,3 +206,16 @@ def test_steps_are_composable():
     assert [s.__name__ for s in STEPS] == [
         "load_candles", "build_training_set", "cross_validate_models", "fit_final_model", "log_model",
     ]
+
+
+def test_quickstart_step_trains_on_the_quickstart_store(tmp_path, monkeypatch, shared_mlflow):
+    from types import SimpleNamespace
+
+    import pipeline.train as train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(train, "STEPS", [load_candles, build_training_set])  # the rest is tested above
+    base = context(tmp_path, fill_store(tmp_path), shared_mlflow)
+    qctx = SimpleNamespace(config=base.config, store=base.store, console=base.console)
+    train.quickstart_step(qctx)
+    assert qctx.train.run_id and len(qctx.train.dataset.y) > 0
