@@ -45,7 +45,7 @@ class RegimeClassifier(ClassifierMixin, BaseEstimator):
         colsample_bytree: float = 0.5,
         reg_lambda: float = 1.0,
         class_weight: str | None = "balanced",
-        early_stopping_rounds: int | None = 30,
+        early_stopping_rounds: int | None = 100,
         validation_fraction: float = 0.15,
         embargo_ms: int = 0,
         refit_full: bool = True,
