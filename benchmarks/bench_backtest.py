@@ -193,26 +193,31 @@ _CHILD = textwrap.dedent("""
     df = df.iloc[:{n}].copy()
     gc.collect()
     policy, _, _, settings, rules = workload()
-    tracemalloc.start()
+    t_sp = time.perf_counter()
+    import scipy.linalg  # numba imports it at its first compile or cache load (its BLAS probe)
+    t_scipy = time.perf_counter() - t_sp
+    if {trace!r}:  # tracemalloc slows Python code down: only for the memory figure
+        tracemalloc.start()
     t1 = time.perf_counter()
     res = simulate(df, policy, rules, settings, daily_regimes({n}))
     first = time.perf_counter() - t1
     peak = tracemalloc.get_traced_memory()[1]
     print(json.dumps({{"import_s": t_import, "first_call_s": first, "traced_peak_mb": peak / 2**20,
+                       "scipy_s": t_scipy,
                        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                        "fills": len(res.fills)}}))
 """)
 
 
-def _child(n: int, env: dict[str, str]) -> dict[str, float]:
-    code = _CHILD.format(repo=str(REPO), n=n)
+def _child(n: int, env: dict[str, str], trace: bool = False) -> dict[str, float]:
+    code = _CHILD.format(repo=str(REPO), n=n, trace=trace)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def memory_and_startup() -> None:
     env = dict(os.environ)
-    year = _child(N_BARS, env)
+    year = _child(N_BARS, env, trace=True)
     print(f"  full-year simulate() (equity, inventory and regime curves, {year['fills']:,} fills, metrics): "
           f"{year['traced_peak_mb']:.1f} MB allocated at peak (tracemalloc); process max RSS "
           f"{year['rss_mb']:.0f} MB (interpreter, pandas, numba, the JSON candle files loaded)")
@@ -223,7 +228,8 @@ def memory_and_startup() -> None:
     print(f"  first process (empty numba cache): import {cold['import_s']:.2f} s, first backtest call "
           f"{cold['first_call_s']:.2f} s (compiles)")
     print(f"  second process (cache written by the first): import {warm['import_s']:.2f} s, first backtest "
-          f"call {warm['first_call_s']:.2f} s (loads from cache)")
+          f"call {warm['first_call_s']:.2f} s (loads from cache), plus {warm['scipy_s']:.2f} s for the "
+          "scipy.linalg import numba makes at its first use in any process (timed apart)")
 
 
 def main() -> None:
