@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.config import StrategyConfig
@@ -19,9 +20,12 @@ from core.market_rules import default_rules
 from strategies.policy import Policy, RegimeParams
 from strategies.risk import RunSettings
 from strategies.simulator import simulate
+from tests.conftest import REPO_ROOT
 from tests.strategies.conftest import read_freqtrade
 
 GOLDEN = Path(__file__).with_name("golden_backtests.json")
+GOLDEN_SAMPLE = Path(__file__).with_name("golden_backtests_sample.json")
+SAMPLE = REPO_ROOT / "pipeline" / "sample_data" / "binance" / "BTC_USDT" / "5m.parquet"
 KEYS = ("fills", "buys", "sells", "cycles", "final_equity", "total_return", "max_drawdown", "sharpe", "sortino",
         "fees_quote", "turnover_quote", "time_in_market", "longest_underwater_bars", "final_inventory")
 
@@ -50,17 +54,20 @@ def cases(ohlcv: Path):
     yield "eth_2024_5m_policy", eth, pol, run2, regimes
 
 
-@pytest.mark.shared_data
-def test_golden_backtests(shared_ohlcv):
-    got = {}
-    for name, candles, policy, run, regimes in cases(shared_ohlcv):
-        rules = default_rules("binance", name[:3].upper() + "/USDT", float(candles["close"].iloc[0]))
-        res = simulate(candles, policy, rules, run, regimes)
-        got[name] = {k: res.metrics[k] for k in KEYS} | {"fills_sha": fills_digest(res.fills)}
+def sample_cases():
+    if not SAMPLE.is_file():
+        pytest.skip("the bundled sample store is missing")
+    candles = pd.read_parquet(SAMPLE)
+    for engine in ("grid", "dca"):
+        yield f"btc_sample_5m_{engine}_default", candles, Policy.static(StrategyConfig(), engine), \
+            RunSettings(capital_quote=500.0), None
+
+
+def check_golden(got: dict, path: Path) -> None:
     if os.environ.get("AIOTRADE_UPDATE_GOLDEN"):
-        GOLDEN.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-        pytest.skip(f"golden values rewritten to {GOLDEN}")
-    want = json.loads(GOLDEN.read_text())
+        path.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
+        pytest.skip(f"golden values rewritten to {path}")
+    want = json.loads(path.read_text())
     assert got.keys() == want.keys()
     for name in want:
         for key, value in want[name].items():
@@ -68,3 +75,22 @@ def test_golden_backtests(shared_ohlcv):
                 assert got[name][key] == pytest.approx(value, rel=1e-9, abs=1e-12), f"{name}.{key}"
             else:
                 assert got[name][key] == value, f"{name}.{key}"
+
+
+def run_cases(cases_) -> dict:
+    got = {}
+    for name, candles, policy, run, regimes in cases_:
+        rules = default_rules("binance", name[:3].upper() + "/USDT", float(candles["close"].iloc[0]))
+        res = simulate(candles, policy, rules, run, regimes)
+        got[name] = {k: res.metrics[k] for k in KEYS} | {"fills_sha": fills_digest(res.fills)}
+    return got
+
+
+@pytest.mark.shared_data
+def test_golden_backtests(shared_ohlcv):
+    check_golden(run_cases(cases(shared_ohlcv)), GOLDEN)
+
+
+def test_golden_backtests_on_the_bundled_sample():
+    """Runs on a fresh clone too (no ../shared needed)."""
+    check_golden(run_cases(sample_cases()), GOLDEN_SAMPLE)
