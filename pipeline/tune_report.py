@@ -59,15 +59,27 @@ def table_text(table: Table) -> str:
     return console.export_text()
 
 
+def brief(rp: Any) -> str:
+    """One regime's parameters in a few words (fits an 80-column terminal)."""
+    if rp.engine == "grid":
+        g = rp.grid
+        return (f"grid {g.levels} levels {g.grid_step_pct:.2f}% apart, {g.order_size_quote:g}/level"
+                + (", trailing up" if g.trailing_up else ""))
+    if rp.engine == "dca":
+        d = rp.dca
+        return (f"dca depth {d.max_safety_orders}, first SO -{d.price_deviation_pct:.2f}% step x{d.step_scale:.2f}, "
+                f"volume x{d.volume_scale:.2f}, TP {d.take_profit_pct:.2f}%, {d.base_order_quote:g}/order")
+    return "none: no new entries"
+
+
 def studies_table(result: TuningResult, regime_names: list[str]) -> Table:
-    t = Table(title="Tuned parameters per regime (best trial; in-sample score on the tuning windows)",
-              box=box.SIMPLE_HEAD)
+    t = Table(title="Tuned parameters (best trial; score in-sample on the tuning windows)", box=box.SIMPLE_HEAD,
+              caption="bars: tuning bars the regime is armed; * safe default, see below")
     for name in ("study", "bars", "trials", "pruned", "score", "parameters"):
-        t.add_column(name, justify="left" if name in ("study", "parameters") else "right")
+        t.add_column(name, justify="left" if name in ("study", "parameters") else "right",
+                     no_wrap=name != "parameters")
     for o in result.outcomes:
-        params = ", ".join(f"{k}={v}" for k, v in describe(o.params).items())
-        if o.fallback:
-            params = f"[yellow]{params}: {o.fallback}[/]"
+        params = brief(o.params) + (" *" if o.fallback else "")
         t.add_row(o.spec.key, "-" if o.active_bars is None else str(o.active_bars), str(o.n_complete + o.n_pruned),
                   str(o.n_pruned), _fmt(o.best_value) if o.best_value is not None else "-", params)
     return t

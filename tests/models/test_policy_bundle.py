@@ -26,6 +26,7 @@ from models.policy_bundle import (
 )
 from models.registry import use_store
 from strategies.policy import Policy, RegimeParams
+from tests.pipeline.tiny_policy import empty_mlflow_db
 
 SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "sample_data"
 
@@ -64,7 +65,8 @@ def _bundle(classifier) -> PolicyBundle:
 @pytest.fixture()
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{empty_mlflow_db(tmp_path / 'mlflow.db')}"
     use_store(uri, "bundle-test")
     return uri
 

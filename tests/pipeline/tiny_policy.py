@@ -21,7 +21,33 @@ RISING = (0, 6000)
 FALLING = (12672, 7200)
 
 
+def empty_mlflow_db(path: Path) -> Path:
+    """An empty MLflow SQLite store at `path`: a copy of one created once per test session (creating the
+    schema runs ~30 migrations, seconds each time on a busy machine)."""
+    import shutil
+    import tempfile
+
+    global _TEMPLATE
+    if _TEMPLATE is None or not _TEMPLATE.exists():
+        import mlflow
+
+        folder = Path(tempfile.mkdtemp(prefix="aiotrade-mlflow-template-"))
+        template = folder / "mlflow.db"
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(f"sqlite:///{template}")
+        mlflow.search_experiments()  # creates the tables
+        mlflow.set_tracking_uri(previous)
+        _TEMPLATE = template
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE, path)
+    return path
+
+
+_TEMPLATE: Path | None = None
+
+
 def tiny_config(root: Path, start: int = 0, bars: int = 6000, **tuning: Any) -> Config:
+    empty_mlflow_db(root / "mlruns" / "mlflow.db")
     src, dst = CandleStore(SAMPLE), CandleStore(root / "candles")
     df = src.load("binance", "BTC/USDT", "5m").iloc[start:start + bars].reset_index(drop=True)
     dst.write("binance", "BTC/USDT", "5m", df)
