@@ -23,15 +23,10 @@ import pytest
 
 from core.config import Config, DcaConfig
 from core.errors import ConfigError
-from core.store import CandleStore
-from features import build_features, make_spec
-from models.classifier import RegimeClassifier
-from models.labels import LabelRule, label_regimes
-from models.policy_bundle import PolicyBundle, alias_version, log_policy_bundle, set_alias
-from models.registry import use_store
+from models.policy_bundle import alias_version
 from pipeline.retrain import RetrainLock, download_new_candles, gate, parse_schedule, retrain_once, state_dir
-from strategies.policy import Policy, RegimeParams
-from tests.pipeline.tiny_policy import FALLING, RISING, config_file, tiny_config
+from strategies.policy import RegimeParams
+from tests.pipeline.tiny_policy import FALLING, RISING, config_file, register_bundle, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 WINNER = DcaConfig(base_order_quote=50.0, safety_order_quote=50.0, max_safety_orders=2, price_deviation_pct=1.0,
@@ -49,20 +44,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def register_champion(cfg: Config, dca: DcaConfig) -> str:
     """A bundle that runs `dca` in every regime, registered and aliased as the champion (version 1)."""
-    df = CandleStore(cfg.data.store_dir).load("binance", "BTC/USDT", "5m")
-    spec = make_spec("5m", list(cfg.market.feature_timeframes))
-    X = build_features(df, spec)
-    y = label_regimes(df, LabelRule(cfg.model.horizon_bars), "5m").dropna()
-    rows = X.index.intersection(y.index)
-    clf = RegimeClassifier(n_estimators=10, early_stopping_rounds=None, n_jobs=1).fit(X.loc[rows], y.loc[rows].to_numpy())
-    policy = Policy(regimes={r: RegimeParams(engine="dca", dca=dca) for r in range(4)}, min_dwell_bars=0,
-                    min_regime_probability=0.0)
-    use_store(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
-    with mlflow.start_run(run_name="champion"):
-        version = log_policy_bundle(PolicyBundle(clf, policy, spec, ("BTC/USDT",), "binance", ("15m", "1h")),
-                                    cfg.mlflow.model_name)
-    set_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
-    return version
+    return register_bundle(cfg, {r: RegimeParams(engine="dca", dca=dca) for r in range(4)})
 
 
 def _version_tags(cfg: Config, version: str) -> dict[str, str]:

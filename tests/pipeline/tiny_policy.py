@@ -101,3 +101,32 @@ def train_policy(cfg: Config, register: bool = True) -> Any:
     ctx = TrainContext(config=cfg, store=Store(cfg.data.store_dir), console=Console(width=140, quiet=True),
                        register=register)
     return run_train(ctx, full_steps())
+
+
+def register_bundle(cfg: Config, regimes: dict, min_dwell_bars: int = 0, min_regime_probability: float = 0.0) -> str:
+    """A bundle with a small classifier fitted on the config's store and the given regime -> RegimeParams
+    table, registered under mlflow.model_name and aliased (no tuning: seconds). Returns its version."""
+    import mlflow
+
+    from features import build_features, make_spec
+    from models.classifier import RegimeClassifier
+    from models.labels import LabelRule, label_regimes
+    from models.policy_bundle import PolicyBundle, log_policy_bundle, set_alias
+    from models.registry import use_store
+    from strategies.policy import Policy
+
+    pair = cfg.market.pairs[0]
+    df = CandleStore(cfg.data.store_dir).load(cfg.exchange.name, pair, cfg.market.base_timeframe)
+    spec = make_spec(cfg.market.base_timeframe, list(cfg.market.feature_timeframes))
+    X = build_features(df, spec)
+    y = label_regimes(df, LabelRule(cfg.model.horizon_bars), cfg.market.base_timeframe).dropna()
+    rows = X.index.intersection(y.index)
+    clf = RegimeClassifier(n_estimators=10, early_stopping_rounds=None, n_jobs=1).fit(X.loc[rows], y.loc[rows].to_numpy())
+    policy = Policy(regimes=regimes, min_dwell_bars=min_dwell_bars, min_regime_probability=min_regime_probability)
+    use_store(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    bundle = PolicyBundle(clf, policy, spec, tuple(cfg.market.pairs), cfg.exchange.name,
+                          tuple(cfg.market.feature_timeframes))
+    with mlflow.start_run(run_name="registered by a test"):
+        version = log_policy_bundle(bundle, cfg.mlflow.model_name)
+    set_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    return version
