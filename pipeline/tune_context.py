@@ -35,9 +35,11 @@ def _unpack(text: str, dtype: Any) -> np.ndarray:
 
 
 def context_payload(cfg: Config, fingerprint: dict[str, Any], data: TuningData) -> dict[str, Any]:
+    config = cfg.model_dump(mode="json")
+    config["tuning"]["storage"] = None  # may hold a database password; workers name the storage themselves
     return {
         "payload_version": PAYLOAD_VERSION,
-        "config": cfg.model_dump(mode="json"),
+        "config": config,
         "fingerprint": fingerprint,
         "regime_names": data.regime_names,
         "windows": [[w.name, w.start_ms, w.stop_ms] for w in [*data.folds, data.holdout]],

@@ -157,3 +157,21 @@ def test_tune_policy_regimes_fallback_and_out_of_sample_table(tmp_path: Path) ->
     resumed = tune_policy(data, cfg, prefix="t", storage=f"journal:{tmp_path / 'j.log'}")
     assert resumed.policy == res.policy
     assert resumed.outcome("static-grid").n_complete + resumed.outcome("static-grid").n_pruned == 10
+
+
+def test_the_worker_context_round_trips_the_predictions_and_keeps_no_password() -> None:
+    import json
+
+    from pipeline.tune_context import _unpack, context_payload
+
+    cfg = Config.model_validate({"tuning": {"storage": "postgresql://bot:s3cret-pw@db:5432/optuna"}})
+    data = _data(_cfg())
+    payload = context_payload(cfg, {"content_sha256": "x"}, data)
+    text = json.dumps(payload)
+    assert "s3cret-pw" not in text and payload["config"]["tuning"]["storage"] is None
+    for p in data.pairs:
+        stored = payload["pairs"][p.pair]
+        assert np.array_equal(_unpack(stored["regimes"], np.int8).astype(np.int64), p.regimes)
+        assert np.array_equal(_unpack(stored["probs"], np.float32).astype(np.float64),
+                              p.probs.astype(np.float32).astype(np.float64))
+    assert len(text) < 200_000  # two pairs x 6,000 bars: compact enough to store on every study
