@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.candles import fmt_ts
 from core.config import Config
 from core.errors import ConfigError, DataError
 from core.secrets import Credentials
@@ -90,9 +91,13 @@ def load_replay_state(data: str | Path, cfg: Config, start_ms: int) -> EmulatorS
     clock = VirtualClock(start_ms=start_ms + bar_ms, speed=0.0)
     state = state_from_store(data, pairs=list(cfg.market.pairs), clock=clock)
     for pair in cfg.market.pairs:
-        if pair.replace("/", "") not in state.markets:
+        span = state.candles.span_ms(pair.replace("/", ""))
+        if pair.replace("/", "") not in state.markets or span is None:
             raise DataError(f"no {pair} candles under {data}",
                             f"import or download {pair} {cfg.market.base_timeframe} candles into that store first")
+        if not span[0] <= start_ms < span[1] - bar_ms:
+            raise DataError(f"the replay starts at {fmt_ts(start_ms)}, but {data} holds {pair} candles from "
+                            f"{fmt_ts(span[0])} to {fmt_ts(span[1])}", "pick --from inside that range")
     return state
 
 

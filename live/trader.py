@@ -27,7 +27,7 @@ from live.guards import OrderRateLimiter, StaleDataWatchdog, apply_rules, withou
 from live.logs import log_event
 from live.policy_source import ActivePolicy, describe_params
 from live.reconcile import DesiredOrder, RestingOrder, diff_orders
-from live.state import OPEN, EngineRef, StateStore
+from live.state import OPEN, EngineRef, Fill, StateStore
 from live.sync import OrderSync
 from strategies.decide import switch_regime
 from strategies.engine import Engine, EngineOrder
@@ -203,18 +203,30 @@ class PairTrader:
         return False
 
     def _book_fills(self, before_ms: int) -> list[str]:
-        done = []
-        for f in self.store.fills(self.pair, applied=False):
-            if f.ts_ms >= before_ms:
-                continue  # booked at the close of the bar it happened in
-            it = self.store.intent(f.client_id)
+        """Book the fills that happened before `before_ms` into the engine, in time order.
+
+        Fills at the very same instant (e.g. two orders both marketable at a bar's open) are booked
+        in the engine's table order, the tie-break the backtester uses; the exchange's trade ids
+        would order them by order age instead, and the engine's buckets could then differ."""
+        pending = [f for f in self.store.fills(self.pair, applied=False) if f.ts_ms < before_ms]
+        if not pending:
+            return []
+        rank = {(o.kind_id, o.ref, o.epoch): i for i, o in enumerate(self.engine.desired_orders())}
+        intents = {f.client_id: self.store.intent(f.client_id) for f in pending}
+        seq = {f.fill_id: i for i, f in enumerate(pending)}
+
+        def key(f: Fill) -> tuple[int, int, int]:
+            e = intents[f.client_id].engine  # type: ignore[union-attr]
+            return f.ts_ms, rank.get((e.kind, e.ref, e.epoch), len(rank)), seq[f.fill_id]
+
+        for f in sorted(pending, key=key):
+            it = intents[f.client_id]
             assert it is not None
             e = it.engine
             order = EngineOrder(side=it.side, price=it.price, amount=it.amount, kind=KIND_NAMES[e.kind],
                                 kind_id=e.kind, ref=e.ref, market=e.market, epoch=e.epoch, aux=e.aux)
             self.engine.apply_fill(order, f.price, f.amount, is_taker=e.market)
-            done.append(f.fill_id)
-        return done
+        return [f.fill_id for f in sorted(pending, key=key)]
 
     def _predict(self, bar_ts: int) -> tuple[int, float]:
         try:

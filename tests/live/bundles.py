@@ -22,10 +22,10 @@ SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "sample_data"
 FEATURE_TFS = ("1h",)
 
 
-@lru_cache(maxsize=1)
-def classifier() -> RegimeClassifier:
+@lru_cache(maxsize=2)
+def classifier(feature_tfs: tuple[str, ...] = FEATURE_TFS) -> RegimeClassifier:
     candles = CandleStore(SAMPLE).load("binance", "BTC/USDT", "5m").iloc[:6000].reset_index(drop=True)
-    spec = make_spec("5m", list(FEATURE_TFS))
+    spec = make_spec("5m", list(feature_tfs))
     X = build_features(candles, spec)
     y = label_regimes(candles, LabelRule(24), "5m").dropna()
     rows = X.index.intersection(y.index)
@@ -57,9 +57,9 @@ def mixed_policy() -> Policy:
 
 
 def bundle(policy: Policy, pairs=("BTC/USDT", "ETH/USDT"), exchange: str = "binance",
-           clf: object | None = None) -> PolicyBundle:
-    return PolicyBundle(clf if clf is not None else classifier(), policy, make_spec("5m", list(FEATURE_TFS)),
-                        tuple(pairs), exchange, FEATURE_TFS)
+           clf: object | None = None, feature_tfs: tuple[str, ...] = FEATURE_TFS) -> PolicyBundle:
+    model = clf if clf is not None else classifier(feature_tfs)
+    return PolicyBundle(model, policy, make_spec("5m", list(feature_tfs)), tuple(pairs), exchange, feature_tfs)
 
 
 def open_registry(tmp: Path, monkeypatch) -> str:

@@ -114,7 +114,7 @@ def test_exchange_unreachable_at_start_retries_with_a_clear_status(tmp_path):
 
 def test_candles_that_stop_pause_entries_and_keep_exits(tmp_path):
     cfg = busy_config()
-    last = int(load_replay_state(SAMPLE, cfg, 0).candles.span_ms()[1])  # the sample's newest candle opens here
+    last = int(load_replay_state(SAMPLE, cfg, START_MS).candles.span_ms()[1])  # the sample's last candle closes here
     start = last - 60 * BAR_MS
     env = start_emulator(load_replay_state(SAMPLE, cfg, start), cfg)
     store = StateStore(tmp_path / "s.db", namespace=cfg.live.bot_name)
@@ -148,3 +148,11 @@ def test_order_rate_limit_defers_the_rest_to_later_bars(tmp_path):
     finally:
         env.close()
         store.close()
+
+
+def test_replay_outside_the_data_names_the_range():
+    from core.errors import DataError
+
+    with pytest.raises(DataError) as e:
+        load_replay_state(SAMPLE, busy_config(), START_MS + 400 * 86_400_000)
+    assert "holds BTC/USDT candles from 2023-01-01" in e.value.problem and "--from" in e.value.fix

@@ -26,3 +26,32 @@ def test_replay_ends_with_the_exchanges_state(replay_env, tmp_path):
     runner.run_pending_bar()
     assert len(replay_env.trading.account("replay").orders) == n_orders
     store.close()
+
+
+def test_cli_replay_with_the_champion_prints_a_summary(tmp_path, monkeypatch):
+    """`aiotrade live --replay DATA --from --to` end to end: the champion from the registry, the emulator,
+    the summary table, and a state DB that `aiotrade status` reads."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from . import bundles
+    from .harness import REPO
+
+    uri = bundles.open_registry(tmp_path, monkeypatch)
+    bundles.register(bundles.bundle(bundles.mixed_policy()))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    db = tmp_path / "replay.db"
+    cmd = [sys.executable, "-m", "pipeline.cli.main", "live", "--replay", str(bundles.SAMPLE), "--from", "2023-01-08",
+           "--to", "2023-01-08T02:00", "--state-db", str(db)]
+    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "24 bars" in p.stdout and "aiotrade-policy/1" in p.stdout and "BTC/USDT" in p.stdout
+    st = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "status", "--state-db", str(db), "--json"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0, st.stderr
+    doc = json.loads(st.stdout)
+    assert {p["pair"] for p in doc["pairs"]} == {"BTC/USDT", "ETH/USDT"}
+    assert all(p["policy_version"] == "aiotrade-policy/1" for p in doc["pairs"])
+    assert doc["runner"]["mode"] == "replay"
