@@ -89,6 +89,11 @@ class _Base:
     def markets(self) -> dict[str, Market]:
         return self.flows.markets
 
+    def assume_server_time(self, server_ms: int) -> None:
+        """Align signed requests' timestamps with a server time known without asking (an emulator's
+        virtual clock the caller just moved, in a replay): `sync_clock` without its request."""
+        self.client.options["timeDifference"] = int(self.client.milliseconds()) - int(server_ms)
+
 
 class CcxtVenue(_Base):
     """The port over a sync ccxt client."""

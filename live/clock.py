@@ -50,10 +50,10 @@ class VirtualTime(Protocol):
 class DrivingClock:
     """Replay: sleeping sets the emulator's clock forward to the wake-up time (never backwards).
 
-    `on_jump` runs after each jump (the replay resyncs the exchange client's clock offset, which a
-    signed request's timestamp depends on)."""
+    `on_jump(new_ms)` runs after each jump (the replay re-aligns the exchange client's clock offset,
+    which a signed request's timestamp depends on)."""
 
-    def __init__(self, virtual: VirtualTime, on_jump: Callable[[], object] | None = None) -> None:
+    def __init__(self, virtual: VirtualTime, on_jump: Callable[[int], object] | None = None) -> None:
         self.virtual = virtual
         self.on_jump = on_jump
 
@@ -66,7 +66,7 @@ class DrivingClock:
         if ts_ms > self.virtual.now_ms():
             self.virtual.set(ts_ms)
             if self.on_jump is not None:
-                self.on_jump()
+                self.on_jump(ts_ms)
         return True
 
 
