@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Config
-from core.errors import FatalExchangeError, RetryableExchangeError
+from core.errors import AIOTradeError, FatalExchangeError, RetryableExchangeError
 from core.timeframes import timeframe_ms
 from exchange.port import Venue
 from live.clock import Clock, floor_to_bar
@@ -39,6 +39,10 @@ from live.trader import CycleReport, PairTrader
 from strategies.risk import RunSettings
 
 MAX_SAME_FAILURES = 5
+
+
+class RepeatedFailure(AIOTradeError):
+    """The same unexpected error kept coming back: the runner stops instead of looping."""
 # A bar's candle may be published a moment after the close: ask again this often before giving up
 # on the bar (the stale-data watchdog pauses entries when candles stay away for two bars).
 CANDLE_POLLS = 4
@@ -89,6 +93,7 @@ class Runner:
         self.stats = RunStats(keep_reports=keep_reports)
         self._failures: dict[str, tuple[str, int]] = {}
         self._started_close_ms = 0
+        self._state = ""
         self.feed.probe = self._probe
         self.candle_polls = max(1, candle_polls)
 
@@ -181,8 +186,7 @@ class Runner:
             self.stats.bars += 1
             if self.stats.keep_reports:
                 self.stats.cycles.extend(reports)
-        self.store.set_meta("heartbeat_ms", str(int(time.time() * 1000)))
-        self.store.set_meta("last_close_ms", str(close_ms))
+        self.store.set_metas({"heartbeat_ms": str(int(time.time() * 1000)), "last_close_ms": str(close_ms)})
         if self.on_bar is not None:
             self.on_bar(close_ms, reports)
         return reports
@@ -196,7 +200,7 @@ class Runner:
             try:
                 out = fn()
                 self._failures.pop(what, None)
-                if self.store.get_meta("runner_state", ) != "running" and self.traders:
+                if self._state != "running" and self.traders:
                     self._status("running")
                 return out if out is not None else True
             except RetryableExchangeError as e:
@@ -206,8 +210,9 @@ class Runner:
                 log_event(logging.WARNING, "retry", f"{what}: {e.problem}; retrying in {wait:.1f}s", wait_s=wait)
                 self.stop_event.wait(wait)
                 delay = min(delay * 2, self.cfg.live.retry_max_s)
-            except FatalExchangeError:
-                self._status(f"stopped: fatal exchange error during {what}")
+            except (FatalExchangeError, RepeatedFailure):
+                if not self._state.startswith("stopped"):
+                    self._status(f"stopped: fatal exchange error during {what}")
                 raise
             except Exception as e:  # noqa: BLE001 - a bug must not crash-loop silently: count and say it
                 sig = f"{type(e).__name__}: {e}"
@@ -219,21 +224,24 @@ class Runner:
                 self.store.event(self.clock.now_ms(), "error", "cycle_error", f"{what}: {sig}")
                 if n >= MAX_SAME_FAILURES:
                     self._status(f"stopped: {what} failed {n} times in a row: {sig}")
-                    raise
+                    raise RepeatedFailure(
+                        f"the runner stopped: {what} failed {n} times in a row with {sig}",
+                        "the log has the traceback of each attempt (event cycle_error); fix the cause, then "
+                        "restart: the state DB and the exchange are settled again before anything is sent",
+                    ) from e
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.cfg.live.retry_max_s)
         return None
 
     def _status(self, text: str) -> None:
-        self.store.set_meta("runner_state", text)
-        self.store.set_meta("heartbeat_ms", str(int(time.time() * 1000)))
+        self._state = text
+        self.store.set_metas({"runner_state": text, "heartbeat_ms": str(int(time.time() * 1000))})
 
     def _shutdown(self) -> None:
         self.feed.close()
         if self.cfg.live.cancel_orders_on_exit and self.traders:
             self._cancel_all()
-        state = self.store.get_meta("runner_state") or ""
-        if not state.startswith("stopped"):
+        if not self._state.startswith("stopped"):
             self._status("stopped")
         log_event(logging.INFO, "stopped", f"runner stopped after {self.stats.bars} bars")
 

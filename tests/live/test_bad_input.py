@@ -20,7 +20,7 @@ from live.app import LiveOptions, check_live_allowed, open_state
 from live.clock import WallClock
 from live.policy_source import StaticPolicy, check_compatible
 from live.replay import load_replay_state, run_replay, start_emulator
-from live.runner import Runner
+from live.runner import RepeatedFailure, Runner
 from live.state import ACTIVE, StateStore
 from live.status import read_status
 
@@ -156,3 +156,27 @@ def test_replay_outside_the_data_names_the_range():
     with pytest.raises(DataError) as e:
         load_replay_state(SAMPLE, busy_config(), START_MS + 400 * 86_400_000)
     assert "holds BTC/USDT candles from 2023-01-01" in e.value.problem and "--from" in e.value.fix
+
+
+def test_a_repeating_bug_stops_the_runner_loudly_instead_of_looping(tmp_path, monkeypatch):
+    """An unexpected error (not an exchange error) is logged with its traceback and retried; the same
+    error five times in a row stops the runner with a clear status, never a silent crash-loop."""
+    import live.trader
+
+    def broken(self, bar_ts):
+        raise RuntimeError("feature builder exploded")
+
+    monkeypatch.setattr(live.trader.PairTrader, "_predict", broken)
+    cfg = busy_config(retry_initial_s=0.01, retry_max_s=0.02)
+    env = start_emulator(load_replay_state(SAMPLE, cfg, START_MS), cfg)
+    store = StateStore(tmp_path / "s.db", namespace=cfg.live.bot_name)
+    try:
+        with pytest.raises(RepeatedFailure, match="failed 5 times in a row with RuntimeError: feature builder exploded"):
+            run_replay(cfg, env, store, StaticPolicy.from_config(cfg), START_MS, START_MS + 10 * BAR_MS)
+        assert store.get_meta("runner_state") == ("stopped: BTC/USDT cycle failed 5 times in a row: "
+                                                  "RuntimeError: feature builder exploded")
+        assert len([e for e in store.events(20) if e["kind"] == "cycle_error"]) == 5
+        assert not env.trading.account("replay").orders, "nothing was sent by the failing cycle"
+    finally:
+        env.close()
+        store.close()
