@@ -91,7 +91,7 @@ def test_steps_are_an_extensible_list(tmp_path):
 
 def test_cli_quickstart_prints_the_table(tmp_path):
     proc = subprocess.run(
-        [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aiotrade"), "quickstart"],
+        [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aiotrade"), "quickstart", "--data-only"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
