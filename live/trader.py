@@ -18,6 +18,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.errors import DataError
 from exchange.port import Market, Venue
 from live import engine_codec
@@ -68,6 +70,7 @@ class PairTrader:
         self.engine = Engine(active.policy, market.rules, settings)
         self.last_bar: int | None = None  # open time of the last bar the engine closed
         self._pending: ActivePolicy | None = None
+        self._old_version: str | None = None  # the saved policy a restart retires
         self._flags = (0, 0)
         self._predict_error: str | None = None
         self.full_sync_every_bars = full_sync_every_bars
@@ -82,9 +85,18 @@ class PairTrader:
             self.store.set_meta(f"start_equity:{self.pair}", repr(self.settings.capital_quote))
         saved = self.store.load_engine(self.pair)
         if saved is not None:
-            self.last_bar, blob, _extra = saved
+            self.last_bar, blob, extra = saved
             state = engine_codec.decode(blob)
             self.engine = Engine(self.active.policy, self.market.rules, self.settings, state=state)
+            if extra.get("policy_version") not in (None, self.active.version) and "params" in extra:
+                # The policy changed while the runner was stopped: the engine resumes with the table it
+                # traded with, and switches at the first bar exactly like a hot swap.
+                old = np.asarray(extra["params"], dtype=np.float64)
+                self.engine = Engine(old, self.market.rules, self.settings, state=state)
+                self._pending, self._old_version = self.active, str(extra["policy_version"])
+                log_event(logging.WARNING, "policy_changed", f"{self.pair}: saved with policy "
+                          f"{extra['policy_version']}, starting with {self.active.version}: switching at the first bar",
+                          pair=self.pair)
         elif first_bar_ts is not None:
             self.last_bar = first_bar_ts - self.bar_ms  # replay: act from `first_bar_ts` on
         self._flags = self._risk_flags()
@@ -248,7 +260,7 @@ class PairTrader:
         close = row[3] if row else 0.0
         switch_regime(s.sf, s.si, s.grid, s.legacy, self.engine.params, self.engine.rules_arr, -1, close)
         s.si[I_CAND], s.si[I_CAND_N] = -1, 0
-        old = self.active.version
+        old, self._old_version = self._old_version or self.active.version, None
         self.active = new
         self.engine = Engine(new.policy, self.market.rules, self.settings, state=s)
         self.store.set_meta("policy_version", new.version)
@@ -314,6 +326,8 @@ class PairTrader:
                   describe_params(self.active, active), self.active.version)
         row = self.window.row(bar_ts)
         meta = {f"paused:{self.pair}": ""} if self.store.get_meta(f"paused:{self.pair}") else None
-        self.store.commit_cycle(self.pair, bar_ts, engine_codec.encode(self.engine.state), {"policy_version": self.active.version}, applied,
+        # The parameter table goes with the state: a restart under another policy can retire this one.
+        extra = {"policy_version": self.active.version, "params": self.engine.params.tolist()}
+        self.store.commit_cycle(self.pair, bar_ts, engine_codec.encode(self.engine.state), extra, applied,
                                 regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta)
         self.last_bar = bar_ts

@@ -74,3 +74,33 @@ def test_bitget_replay_ends_with_the_exchanges_state(tmp_path):
     finally:
         env.close()
         store.close()
+
+
+def test_restart_under_another_policy_switches_at_the_first_bar(tmp_path):
+    """Stopped under a grid, restarted with a DCA config: the saved engine retires the grid like a hot swap
+    (entries cancelled, inventory keeps its exits) and the DCA trades from the first bar."""
+    from live.replay import load_replay_state, start_emulator
+
+    from .conftest import SAMPLE, busy_config, dca_config
+
+    grid, dca = busy_config(), dca_config()
+    env = start_emulator(load_replay_state(SAMPLE, grid, START_MS), grid)
+    store = StateStore(tmp_path / "s.db", namespace=grid.live.bot_name)
+    try:
+        run_replay(grid, env, store, StaticPolicy.from_config(grid), START_MS, START_MS + 20 * BAR_MS)
+        held = store.position("BTC/USDT").base
+        assert held > 0
+        runner = run_replay(dca, env, store, StaticPolicy.from_config(dca), START_MS + 20 * BAR_MS,
+                            START_MS + 30 * BAR_MS)
+        rows = store._db.execute("SELECT bar_ts, policy_version FROM regimes ORDER BY bar_ts").fetchall()
+        versions = [v for _, v in rows]
+        assert versions[19].startswith("static:grid") and all(v.startswith("static:dca") for v in versions[20:])
+        # the grid's resting sells now carry legacy exits (kept on the exchange, re-labelled, not replaced)
+        assert {i.engine.kind for i in store.intents("BTC/USDT")} & {8, 9}, "the grid's inventory kept its exits"
+        new = {i.engine.kind for i in store.intents("BTC/USDT") if i.bar_ts >= START_MS + 20 * BAR_MS}
+        assert new & {4, 5, 6} and not new & {1, 2, 3}, "only the DCA places new orders"
+        assert runner.stats.bars == 10
+        assert_state_matches_exchange(store, env, ["BTC/USDT"], 1000.0)
+    finally:
+        env.close()
+        store.close()
