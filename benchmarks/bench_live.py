@@ -239,10 +239,14 @@ def soak(tmp: Path) -> None:
     marks: list[tuple[int, float]] = []
     every = max(1, bars // 10)
 
+    t_start = time.perf_counter()
+
     def on_bar(close_ms: int, reports: Any) -> None:
         k = (close_ms - first) // BAR_MS
         if k % every == 0:
             marks.append((k, _rss_mb()))
+            print(f"   ... bar {k:,}: RSS {marks[-1][1]:.0f} MB, {k / (time.perf_counter() - t_start):.0f} bars/s",
+                  flush=True)
 
     t0 = time.perf_counter()
     try:
