@@ -180,3 +180,39 @@ def test_a_repeating_bug_stops_the_runner_loudly_instead_of_looping(tmp_path, mo
     finally:
         env.close()
         store.close()
+
+
+@pytest.mark.parametrize("sell_on_kill", [False, True])
+def test_drawdown_kill_switch_stops_and_cancels_entries(tmp_path, sell_on_kill):
+    """March 2023's fall through a grid with a 0.8% drawdown limit: the engine's kill switch (the same
+    code as the backtest's) fires, the runner reports it, cancels every entry, and either keeps the
+    inventory's exits or sells the inventory at market."""
+    from core.config import config_from_dict
+
+    cfg = config_from_dict({
+        "market": {"pairs": ["BTC/USDT"], "base_timeframe": "5m", "feature_timeframes": ["1h"]},
+        "strategy": {"engine": "grid", "grid": {"grid_step_pct": 0.3, "levels": 10, "order_size_quote": 100.0}},
+        "risk": {"capital_quote": 1000.0, "max_allocation_per_pair_pct": 100.0, "max_exposure_pct": 90.0,
+                 "max_drawdown_pct": 0.8, "sell_inventory_on_kill": sell_on_kill},
+    })
+    start = 1678233600000  # 2023-03-08 00:00 UTC
+    env = start_emulator(load_replay_state(SAMPLE, cfg, start), cfg)
+    store = StateStore(tmp_path / "s.db", namespace=cfg.live.bot_name)
+    try:
+        run_replay(cfg, env, store, StaticPolicy.from_config(cfg), start, start + 400 * BAR_MS)
+        kills = [e for e in store.events(100) if e["kind"] == "kill_switch"]
+        assert len(kills) == 1 and "drawdown kill switch" in kills[0]["message"]
+        killed_at = kills[0]["ts_ms"]
+        active = store.intents("BTC/USDT", ACTIVE)
+        assert not [i for i in active if i.role == "entry"], "no entry rests after the kill switch"
+        late_entries = [i for i in store.intents("BTC/USDT") if i.role == "entry" and i.created_ms > killed_at]
+        assert not late_entries, "no entry was placed after it"
+        if sell_on_kill:
+            sold = [i for i in store.intents("BTC/USDT") if i.engine.kind == 10]
+            assert sold and sold[0].status == "filled" and store.position("BTC/USDT").base < 1e-4
+        else:
+            assert store.position("BTC/USDT").base > 0 and [i for i in active if i.role == "exit"]
+        assert_state_matches_exchange(store, env, ["BTC/USDT"], 1000.0)
+    finally:
+        env.close()
+        store.close()
