@@ -73,7 +73,11 @@ cmd_start() {
         echo "# postgres.sh: pg_ctl start failed (see $dir/server.log); PostgreSQL tests will skip"
         return 0
     fi
-    "${run_as[@]}" "$bindir/createdb" -h 127.0.0.1 -p "$port" -U aiotrade aiotrade_test
+    if ! "${run_as[@]}" "$bindir/createdb" -h 127.0.0.1 -p "$port" -U aiotrade aiotrade_test >/dev/null 2>&1; then
+        echo "# postgres.sh: createdb failed; PostgreSQL tests will skip"
+        cmd_stop "$dir"
+        return 0
+    fi
     echo "$port" >"$dir/port"
     echo "export AIOTRADE_TEST_PG_URL=postgresql://aiotrade@127.0.0.1:${port}/aiotrade_test"
     echo "export AIOTRADE_TEST_PG_DIR=${dir}"
