@@ -132,7 +132,7 @@ def latency(tmp: Path) -> None:
     env = start_emulator(load_replay_state(SAMPLE, cfg, START), cfg)
     timed = _Timed(env.venue)
     env.venue = timed  # type: ignore[assignment]
-    store = StateStore(tmp / "lat.db", namespace=cfg.live.bot_name)
+    store = StateStore(tmp / "lat.db", namespace=cfg.live.bot_name)  # fsync per intent, as live trading does
     per_pair: dict[str, list[float]] = defaultdict(list)
     decide: dict[str, list[float]] = defaultdict(list)
     import live.trader as trader_mod
@@ -168,7 +168,7 @@ def latency(tmp: Path) -> None:
 
 def _throughput(label: str, cfg: Config, policy: Any, n: int, tmp: Path, name: str) -> float:
     env = start_emulator(load_replay_state(SAMPLE, cfg, START), cfg)
-    store = StateStore(tmp / f"{name}.db", namespace=cfg.live.bot_name)
+    store = StateStore(tmp / f"{name}.db", namespace=cfg.live.bot_name, durable_intents=False)
     stamps: list[float] = []
     t0 = time.perf_counter()
     try:
@@ -235,7 +235,7 @@ def soak(tmp: Path) -> None:
     cfg = _cfg(["BTC/USDT"])
     first = int(CandleStore(root).load("binance", "BTC/USDT", "5m").ts.iloc[0]) + 288 * BAR_MS
     env = start_emulator(load_replay_state(root, cfg, first), cfg)
-    store = StateStore(tmp / "soak.db", namespace=cfg.live.bot_name)
+    store = StateStore(tmp / "soak.db", namespace=cfg.live.bot_name, durable_intents=False)
     marks: list[tuple[int, float]] = []
     every = max(1, bars // 10)
 

@@ -36,11 +36,13 @@ class CandleWindow:
         """Append the rows newer than the last one; returns how many were new."""
         if df.empty:
             return 0
+        # Plain numpy: selecting DataFrame columns by a list costs ~1 ms a call in pandas 3.
+        ts = df["ts"].to_numpy(dtype=np.int64)
+        vals = np.column_stack([df[c].to_numpy(dtype=np.float64) for c in _FLOAT_COLS])
         last = self.last_ts
         if last is not None:
-            df = df[df["ts"] > last]
-        ts = df["ts"].to_numpy(dtype=np.int64)
-        vals = df[list(_FLOAT_COLS)].to_numpy(dtype=np.float64)
+            keep = ts > last
+            ts, vals = ts[keep], vals[keep]
         for start in range(0, len(ts), self.keep_bars):
             self._append(ts[start:start + self.keep_bars], vals[start:start + self.keep_bars])
         return len(ts)

@@ -53,11 +53,14 @@ class StaticPolicy:
         return cls(Policy.static(cfg.strategy), cfg.market.base_timeframe,
                    version=f"static:{cfg.strategy.engine}:{cfg.config_hash()}")
 
+    # No model: the trader need not build a candle frame for predict().
+    needs_candles = False
+
     @property
     def warmup_bars(self) -> int:
         return 1
 
-    def predict(self, pair: str, window: pd.DataFrame) -> tuple[int, float]:
+    def predict(self, pair: str, window: pd.DataFrame | None) -> tuple[int, float]:
         return 0, 1.0
 
 

@@ -35,7 +35,7 @@ def run_replay_cli(cfg: Config, data: Path, start_ms: int, end_ms: int, state_db
     active, feed = load_policy(cfg, LiveOptions(static=static))
     feed.close()  # a replay trades one policy: reproducible runs
     env: ReplayEnv = start_emulator(load_replay_state(data, cfg, start_ms), cfg)
-    store = StateStore(path, namespace=cfg.live.bot_name)
+    store = StateStore(path, namespace=cfg.live.bot_name, durable_intents=False)
     try:
         runner = run_replay(cfg, env, store, active, start_ms, end_ms)
         balances = env.trading.account("replay").snapshot()["balances"]

@@ -55,9 +55,12 @@ __all__ = [
 class StateStore:
     """One runner's state. `namespace` makes client ids unique per bot (two bots, one account)."""
 
-    def __init__(self, path: str | Path, namespace: str = "aio", read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, namespace: str = "aio", read_only: bool = False,
+                 durable_intents: bool = True) -> None:
         self.path = Path(path)
         self.namespace = namespace
+        # False only for replays: nothing real is at stake, and an fsync per order costs milliseconds.
+        self.durable_intents = durable_intents
         if read_only:
             if not self.path.is_file():
                 raise ConfigError(
@@ -150,7 +153,7 @@ class StateStore:
         """
         e = engine or EngineRef()
         cid = intent_client_id(self.namespace, pair, bar_ts, slot, side, price, amount)
-        with self.tx(durable=True) as db:
+        with self.tx(durable=self.durable_intents) as db:
             row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
             if row is None:
                 seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM intents").fetchone()[0]

@@ -242,7 +242,9 @@ class PairTrader:
 
     def _predict(self, bar_ts: int) -> tuple[int, float]:
         try:
-            raw, prob = self.active.predict(self.pair, self.window.frame(bar_ts, self.active.warmup_bars))
+            frame = self.window.frame(bar_ts, self.active.warmup_bars) \
+                if getattr(self.active, "needs_candles", True) else None
+            raw, prob = self.active.predict(self.pair, frame)  # type: ignore[arg-type]
             self._predict_error = None
             return int(raw), float(prob)
         except DataError as e:  # a gap or too little history: no prediction, the active regime holds

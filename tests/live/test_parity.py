@@ -69,7 +69,7 @@ def test_replay_equals_backtest_fill_for_fill(store_dir, tmp_path, monkeypatch):
     })
     bundle = ChampionWatcher(cfg).load_current()
     env = start_emulator(load_replay_state(root, cfg, START), cfg)
-    store = StateStore(tmp_path / "s.db", namespace=cfg.live.bot_name)
+    store = StateStore(tmp_path / "s.db", namespace=cfg.live.bot_name, durable_intents=False)
     try:
         runner = run_replay(cfg, env, store, bundle, START, END)
         acc = env.trading.account("replay")
