@@ -287,8 +287,9 @@ class PairTrader:
                 for i in self.store.active_intents(self.pair) if i.status == OPEN and not i.engine.market]
 
     def _pause_entries(self, why: str, now_ms: int) -> None:
-        """No candle to decide on: keep the exits, cancel resting entries, say why (once)."""
-        if self.store.get_meta(f"paused:{self.pair}") != why:
+        """No candle to decide on: keep the exits, cancel resting entries, say why (once per pause; the
+        status keeps showing the reason until a candle arrives and the cycle runs again)."""
+        if not self.store.get_meta(f"paused:{self.pair}"):
             log_event(logging.WARNING, "entries_paused", why, pair=self.pair)
             self.store.event(now_ms, "warning", "stale_data", why, self.pair)
             self.store.set_meta(f"paused:{self.pair}", why)

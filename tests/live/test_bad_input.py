@@ -121,7 +121,9 @@ def test_candles_that_stop_pause_entries_and_keep_exits(tmp_path):
     try:
         run_replay(cfg, env, store, StaticPolicy.from_config(cfg), start, last + 6 * BAR_MS)
         events = [e for e in store.events(50) if e["kind"] == "stale_data"]
-        assert events and "no new candle for 2 bars" in events[-1]["message"] and "entries paused" in events[-1]["message"]
+        assert len(events) == 1, "said once per pause, not every bar"
+        assert "no new candle for 2 bars" in events[0]["message"] and "entries paused" in events[0]["message"]
+        assert "no new candle" in read_status(tmp_path / "s.db").pairs[0].paused
         active = store.intents("BTC/USDT", ACTIVE)
         assert all(i.role == "exit" for i in active), "resting entries were cancelled"
         held = store.position("BTC/USDT").base
