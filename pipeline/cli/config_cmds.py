@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from pipeline.cli.app import ConfigOpt, app, load
+from pipeline.cli.console import make_console
 
 config_app = typer.Typer(help="Inspect and validate the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-_out = Console()
+_out = make_console()
 
 
 def starter_text() -> str:

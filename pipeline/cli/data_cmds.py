@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from pipeline.cli.app import ConfigOpt, app, load
+from pipeline.cli.console import make_console
 
 data_app = typer.Typer(help="List and check the stored candles.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-_out = Console()
+_out = make_console()
 
 
 @app.command("import")

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.app import ConfigOpt, app, load
+from pipeline.cli.console import make_console
 
-_out = Console()
+_out = make_console()
 
 
 @app.command()

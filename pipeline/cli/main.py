@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from rich.console import Console
 from rich.markup import escape
 
 # Command modules register themselves on `app` when imported.
@@ -21,8 +20,9 @@ from pipeline.cli import (
     ui_cmd,  # noqa: F401
 )
 from pipeline.cli.app import app
+from pipeline.cli.console import make_console
 
-_err = Console(stderr=True)
+_err = make_console(stderr=True)
 
 
 def main() -> None:
