@@ -130,6 +130,10 @@ class GridConfig(Section):
     trailing_up: bool = True
     stop_loss_price: Annotated[float, Field(gt=0)] | None = None
     take_profit_price: Annotated[float, Field(gt=0)] | None = None
+    # Dynamic range sized by volatility: close -/+ range_atr_mult x ATR(atr_bars) when the grid arms
+    # (instead of grid_step_pct); 0 = off. ATR: mean true range of the last atr_bars closed bars.
+    range_atr_mult: Annotated[float, Field(ge=0, le=100)] = 0.0
+    atr_bars: Annotated[int, Field(ge=1, le=500)] = 14
 
     @model_validator(mode="after")
     def _fixed_range_is_ordered(self) -> GridConfig:
@@ -140,6 +144,13 @@ class GridConfig(Section):
                 raise ValueError(
                     f"lower_price {self.lower_price} must be below upper_price {self.upper_price}"
                 )
+            if self.range_atr_mult > 0:
+                raise ValueError(
+                    f"range_atr_mult {self.range_atr_mult} sizes a dynamic range: use range_mode = 'dynamic' "
+                    "or set range_atr_mult = 0 for a fixed range"
+                )
+        elif self.range_atr_mult > 0:
+            pass  # the ATR sizes the range; grid_step_pct is not used
         elif self.spacing == "arithmetic" and self.grid_step_pct * (self.levels - 1) / 2 >= 100:
             # A dynamic arithmetic grid is centred on the price: its lowest level would be <= 0.
             raise ValueError(

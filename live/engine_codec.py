@@ -3,6 +3,10 @@
 The engine's five arrays are mostly empty rows (172 KB for 5,000 slots); only the rows up to the last
 non-zero one of each 2-D array are stored, behind a small header, so a save costs microseconds and a
 few KB of WAL. `decode(encode(s))` is the identical state (`EngineState.equals`).
+
+The header also records each array's width (length of a 1-D array, columns of a 2-D one): a blob saved
+before the engine appended scalars or columns decodes with the new ones at their fresh-state values
+(`EngineState.new`). The first format (AIOE1) carried no widths; they were (29, 34, 7, 5, 9).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import numpy as np
 from strategies.state import EngineState
 
 _FIELDS = ("sf", "si", "grid", "legacy", "orders")
-_MAGIC = b"AIOE1"
+_MAGIC = b"AIOE2"
+_MAGIC_V1, _WIDTHS_V1 = b"AIOE1", (29, 34, 7, 5, 9)
 
 
 def encode(state: EngineState) -> bytes:
@@ -29,26 +34,32 @@ def encode(state: EngineState) -> bytes:
             n = a.shape[0]
         rows.append(n)
         parts.append(np.ascontiguousarray(a).tobytes())
-    return _MAGIC + struct.pack("<5q", *rows) + b"".join(parts)
+    widths = [getattr(state, f).shape[-1] for f in _FIELDS]
+    return _MAGIC + struct.pack("<5q", *rows) + struct.pack("<5q", *widths) + b"".join(parts)
 
 
 def decode(blob: bytes) -> EngineState:
-    if not blob.startswith(_MAGIC):
-        raise ValueError("engine state blob has an unknown format (saved by another aiotrade version?)")
+    size = struct.calcsize("<5q")
     rows = struct.unpack_from("<5q", blob, len(_MAGIC))
-    offset = len(_MAGIC) + struct.calcsize("<5q")
+    if blob.startswith(_MAGIC):
+        widths = struct.unpack_from("<5q", blob, len(_MAGIC) + size)
+        offset = len(_MAGIC) + 2 * size
+    elif blob.startswith(_MAGIC_V1):
+        widths, offset = _WIDTHS_V1, len(_MAGIC_V1) + size
+    else:
+        raise ValueError("engine state blob has an unknown format (saved by another aiotrade version?)")
     template = EngineState.new(0.0)
     arrays = {}
-    for f, n in zip(_FIELDS, rows, strict=True):
-        full = getattr(template, f)
-        out = np.zeros_like(full)
-        width = full.shape[1] if full.ndim == 2 else 1
-        count = n * width
-        chunk = np.frombuffer(blob, dtype=full.dtype, count=count, offset=offset)
+    for f, n, w in zip(_FIELDS, rows, widths, strict=True):
+        out = getattr(template, f)  # fresh-state values for anything the blob does not carry
+        if w > out.shape[-1]:
+            raise ValueError(f"engine state {f!r} was saved with {w} columns, this version has "
+                             f"{out.shape[-1]} (saved by a newer aiotrade version?)")
+        chunk = np.frombuffer(blob, dtype=out.dtype, count=n * w if out.ndim == 2 else w, offset=offset)
         offset += chunk.nbytes
-        if full.ndim == 2:
-            out[:n] = chunk.reshape(n, width)
+        if out.ndim == 2:
+            out[:n, :w] = chunk.reshape(n, w)
         else:
-            out[:] = chunk
+            out[:w] = chunk
         arrays[f] = out
     return EngineState.restore(arrays)

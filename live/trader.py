@@ -185,7 +185,7 @@ class PairTrader:
             raw, prob = self._predict(b)
             row = self.window.row(b)
             assert row is not None
-            decided |= self.engine.on_close(b, row[3], raw, prob)
+            decided |= self.engine.on_close(b, row[3], raw, prob, high=row[1], low=row[2])
         bar_ts = bars[-1]
         self._note_risk_flags(now_ms)
         desired = self._desired(stale)

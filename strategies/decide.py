@@ -19,6 +19,7 @@ import numba as nb
 import numpy as np
 
 from core.market_rules import OK, check_rules, lot_amount
+from strategies.atr import atr_push, atr_tracked
 from strategies.book import finish_book, narrow_band, push_order
 from strategies.buckets import legacy_add, legacy_cost, to_dust
 from strategies.dca import average_entry, dca_decide, dca_reset, take_profit_price
@@ -215,8 +216,10 @@ def close_is_idle(bar: int, next_event_bar: int, dirty: int, close: float, band_
 @nb.njit(cache=True, inline="always")
 def on_close(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, orders: np.ndarray,
              params: np.ndarray, rules: np.ndarray, settings: np.ndarray, ts_ms: int, close: float,
-             raw_regime: int, prob: float) -> bool:
-    """One closed bar (its fills already booked): risk, hysteresis, switch, and the desired orders."""
+             raw_regime: int, prob: float, high: float, low: float) -> bool:
+    """One closed bar (its fills already booked): risk, hysteresis, switch, and the desired orders.
+    `high`/`low` feed the ATR of an ATR-sized grid range (strategies.atr)."""
+    atr_push(sf, si, grid, high, low, close, atr_tracked(params))
     si[I_BAR] += 1
     equity = sf[F_CASH] + sf[F_INV] * close
     risk_changed = risk_on_close(sf, si, settings, equity, ts_ms)

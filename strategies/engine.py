@@ -54,7 +54,7 @@ from strategies.layout import (
     O_SIDE,
     O_T,
 )
-from strategies.policy import Policy
+from strategies.policy import Policy, param_table
 from strategies.risk import RunSettings
 from strategies.state import EngineState
 
@@ -102,7 +102,7 @@ class Engine:
         if isinstance(policy, Policy):
             settings = policy.settings_for(settings)
             policy = policy.table()
-        self.params = np.ascontiguousarray(policy, dtype=np.float64)
+        self.params = param_table(policy)
         self.rules = rules
         self.rules_arr = rules.as_array()
         self.settings = settings
@@ -116,10 +116,16 @@ class Engine:
         _apply_fill(s.sf, s.si, s.grid, s.legacy, self.params, self.rules_arr, order.kind_id, order.ref,
                     order.epoch, order.aux, float(price), float(qty), bool(taker), 0.0, _NO_LOG, 0)
 
-    def on_close(self, ts_ms: int, close: float, regime: int = 0, prob: float = 1.0) -> bool:
+    def on_close(self, ts_ms: int, close: float, regime: int = 0, prob: float = 1.0,
+                 high: float | None = None, low: float | None = None) -> bool:
+        """Decide at a closed bar. `high`/`low` (default: the close) feed the ATR of an ATR-sized grid
+        range; pass the bar's own to match the backtest."""
         s = self.state
+        c = float(close)
+        h = c if high is None else float(high)
+        lo = c if low is None else float(low)
         return bool(_on_close(s.sf, s.si, s.grid, s.legacy, s.orders, self.params, self.rules_arr,
-                              self.settings_arr, int(ts_ms), float(close), int(regime), float(prob)))
+                              self.settings_arr, int(ts_ms), c, int(regime), float(prob), h, lo))
 
     def desired_orders(self) -> list[EngineOrder]:
         o = self.state.orders
@@ -149,7 +155,7 @@ class Engine:
     def step(self, ts_ms: int, o: float, h: float, l: float, c: float, regime: int = 0,  # noqa: E741
              prob: float = 1.0) -> tuple[list[EngineFill], bool]:
         fills = self.fill_bar(o, h, l, c)
-        return fills, self.on_close(ts_ms, c, regime, prob)
+        return fills, self.on_close(ts_ms, c, regime, prob, h, l)
 
     # ---- read-outs ----------------------------------------------------------------------------
     def equity(self, close: float) -> float:

@@ -1,8 +1,9 @@
 """The spot grid: geometry, trailing up, stop-loss/take-profit, and the orders it wants at a close.
 
 Geometry: `levels` price lines; arithmetic (equal quote steps) or geometric (equal ratios). Dynamic
-range: centred on the close at arming, `grid_step_pct` apart. Fixed range: lower..upper split into
-levels - 1 equal steps (or ratios). Cell k (0 <= k < levels - 1) buys at level k and sells what it
+range: centred on the close at arming, `grid_step_pct` apart; or, with `range_atr_mult` k > 0,
+close -/+ k x ATR(`atr_bars`) at arming (strategies.atr), split like a fixed range. Fixed range:
+lower..upper split into levels - 1 equal steps (or ratios). Cell k (0 <= k < levels - 1) buys at level k and sells what it
 bought at level k + 1. Spot only: nothing is sold that the grid did not buy.
 
 Orders at a close (each level carries at most one order, as on Binance):
@@ -21,6 +22,7 @@ import numba as nb
 import numpy as np
 
 from core.market_rules import OK, check_rules, lot_amount, tick_price
+from strategies.atr import atr_half_width, atr_mean
 from strategies.book import narrow_band, push_order
 from strategies.buckets import to_dust
 from strategies.layout import (
@@ -34,13 +36,19 @@ from strategies.layout import (
     G_PNL,
     G_QTY,
     G_SELL_PX,
+    G_TR,
+    I_ATR_N,
+    I_BAR,
     I_G_CELLS,
     I_G_HALTED,
     I_N_BLOCKED,
     I_N_REJECTED,
+    I_NEXT_EVENT_BAR,
     KIND_GRID_BUY,
     KIND_GRID_SELL,
     KIND_GRID_STOP,
+    P_G_ATR_BARS,
+    P_G_ATR_MULT,
     P_G_FIXED,
     P_G_GEOMETRIC,
     P_G_LEVELS,
@@ -80,11 +88,20 @@ def cache_levels(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray
 
 @nb.njit(cache=True)
 def grid_arm(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, close: float, rules: np.ndarray) -> None:
-    """Lay out a fresh grid (no holdings) for parameter row `p` at this close."""
+    """Lay out a fresh grid (no holdings) for parameter row `p` at this close. An ATR-sized range with
+    fewer than `atr_bars` bars recorded stays unarmed (0 cells): `grid_decide` arms it once they closed."""
     levels = int(p[P_G_LEVELS])
+    if p[P_G_FIXED] < 0.5 and p[P_G_ATR_MULT] > 0.0 and si[I_ATR_N] < int(p[P_G_ATR_BARS]):
+        si[I_G_CELLS] = 0
+        si[I_G_HALTED] = 0
+        return
     geometric = p[P_G_GEOMETRIC] > 0.5
-    if p[P_G_FIXED] > 0.5:
-        lo, hi = p[P_G_LOWER], p[P_G_UPPER]
+    if p[P_G_FIXED] > 0.5 or p[P_G_ATR_MULT] > 0.0:
+        if p[P_G_FIXED] > 0.5:
+            lo, hi = p[P_G_LOWER], p[P_G_UPPER]
+        else:  # ATR-sized: close -/+ k x ATR (strategies.atr), then split like a fixed range
+            w = atr_half_width(atr_mean(si, grid, int(p[P_G_ATR_BARS])), p[P_G_ATR_MULT], close, levels, rules)
+            lo, hi = close - w, close + w
         step = (hi / lo) ** (1.0 / (levels - 1)) if geometric else (hi - lo) / (levels - 1)
     else:
         s = p[P_G_STEP_PCT] / 100.0
@@ -98,7 +115,7 @@ def grid_arm(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, cl
     sf[F_G_STEP] = step
     si[I_G_CELLS] = levels - 1
     si[I_G_HALTED] = 0
-    grid[: levels + 1, :] = 0.0
+    grid[: levels + 1, :G_TR] = 0.0  # G_TR is the ATR ring, not a cell column
     cache_levels(sf, si, grid, p, rules)
 
 
@@ -150,6 +167,11 @@ def _buyable(grid: np.ndarray, k: int) -> bool:
 def grid_decide(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray,
                 rules: np.ndarray, close: float, entries_ok: bool, budget: float, epoch: int) -> int:
     """Append the grid's desired orders to `orders[n:]`; returns the new count."""
+    if si[I_G_CELLS] == 0:  # an ATR-sized range waiting for its bars: arm now, or re-decide when they closed
+        grid_arm(sf, si, grid, p, close, rules)
+        if si[I_G_CELLS] == 0:
+            si[I_NEXT_EVENT_BAR] = si[I_BAR] + int(p[P_G_ATR_BARS]) - si[I_ATR_N]
+            return n
     sl, tp = p[P_G_STOP_LOSS], p[P_G_TAKE_PROFIT]
     if si[I_G_HALTED] == 1 or (sl > 0.0 and close <= sl) or (tp > 0.0 and close >= tp):
         return _halt(sf, si, grid, orders, n, close, rules, epoch)

@@ -37,7 +37,9 @@ P_D_TP_PCT = 17
 P_D_TRAIL_PCT = 18  # 0 = no trailing take-profit
 P_D_SL_PCT = 19  # 0 = no stop-loss
 P_D_COOLDOWN = 20  # bars between a cycle's exit and the next base order
-N_PARAMS = 21
+P_G_ATR_MULT = 21  # dynamic range sized by ATR: close +/- mult x ATR at arming; 0 = off (grid_step_pct)
+P_G_ATR_BARS = 22  # the ATR's window, closed bars (1..MAX_ATR_BARS)
+N_PARAMS = 23
 
 ENGINE_NONE = 0
 ENGINE_GRID = 1
@@ -85,7 +87,8 @@ F_G_TRAIL_AT = 25  # grid: raw price one step above the top level (trailing up t
 F_LEG_STOP = 26  # highest stop of the legacy exits resting as limits (-inf: none)
 F_LEG_COST = 27  # cost of all legacy exits, summed in slot order (kept current on every change)
 F_LEG_MIN_SELL = 28  # lowest legacy limit sell (+inf: none)
-N_SF = 29
+F_PREV_CLOSE = 29  # close of the last closed bar (nan: none yet), for the next bar's true range
+N_SF = 30
 
 # ---- int scalars -----------------------------------------------------------------------------------
 I_BAR = 0  # index of the last closed bar (-1 before the first)
@@ -122,7 +125,8 @@ I_N_DECISIONS = 30  # closes that re-decided the order set
 I_LEG_DIRTY = 31  # the legacy exits changed: their orders (the table's prefix) must be rebuilt
 I_N_LEG_ORDERS = 32  # orders[:I_N_LEG_ORDERS] are the legacy exits' orders, kept between decisions
 I_LEG_HAS_MARKET = 33  # one of them is a market order (a stop was hit)
-N_SI = 34
+I_ATR_N = 34  # true ranges recorded in the ring (G_TR) so far; recorded only while a regime uses ATR
+N_SI = 35
 
 # ---- per-cell grid and legacy tables ----------------------------------------------------------------
 MAX_LEVELS = 512
@@ -133,7 +137,9 @@ G_BUY_PX = 3  # level k's buy price on the tick grid (cached at arming / trailin
 G_SELL_PX = 4  # level k's sell price on the tick grid
 G_BUY_AMT = 5  # cell k's buy amount (order_size_quote / buy price, on the lot grid)
 G_BUY_OK = 6  # 1 when that buy passes the venue's minimums
-N_GC = 7
+G_TR = 7  # not per cell: a ring of the last MAX_ATR_BARS true ranges (row = bar number % MAX_ATR_BARS)
+N_GC = 8
+MAX_ATR_BARS = 500
 
 MAX_LEGACY = 1024
 X_QTY = 0

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.config import DcaConfig, GridConfig, StrategyConfig
 from core.errors import ConfigError
 from core.market_rules import MarketRules
+from strategies.atr import MAX_HALF_WIDTH
 from strategies.layout import (
     ENGINE_DCA,
     ENGINE_GRID,
@@ -35,6 +36,8 @@ from strategies.layout import (
     P_D_TRAIL_PCT,
     P_D_VOL_SCALE,
     P_ENGINE,
+    P_G_ATR_BARS,
+    P_G_ATR_MULT,
     P_G_FIXED,
     P_G_GEOMETRIC,
     P_G_LEVELS,
@@ -73,6 +76,8 @@ class RegimeParams(BaseModel):
         r[P_G_TRAILING_UP] = 1.0 if g.trailing_up else 0.0
         r[P_G_STOP_LOSS] = g.stop_loss_price or 0.0
         r[P_G_TAKE_PROFIT] = g.take_profit_price or 0.0
+        r[P_G_ATR_MULT] = g.range_atr_mult if g.range_mode == "dynamic" else 0.0
+        r[P_G_ATR_BARS] = g.atr_bars
         r[P_D_BASE_QUOTE] = d.base_order_quote
         r[P_D_SO_QUOTE] = d.safety_order_quote
         r[P_D_MAX_SO] = d.max_safety_orders
@@ -124,6 +129,18 @@ class Policy(BaseModel):
         """`base` with this policy's hysteresis."""
         return RunSettings(**{**base.__dict__, "min_dwell_bars": self.min_dwell_bars,
                               "min_regime_probability": self.min_regime_probability})
+
+
+def param_table(table: np.ndarray) -> np.ndarray:
+    """A parameter table as the engine takes it (float64, contiguous, N_PARAMS columns). A table saved
+    by an older version has fewer columns: the ones added since are 0, which keeps their feature off."""
+    t = np.asarray(table, dtype=np.float64)
+    if t.ndim != 2 or t.shape[0] < 1 or t.shape[1] > N_PARAMS:
+        raise ConfigError(f"a parameter table must have one row per regime and at most {N_PARAMS} columns, "
+                          f"got shape {t.shape}", "pass Policy.table() of this aiotrade version")
+    if t.shape[1] < N_PARAMS:
+        t = np.hstack([t, np.zeros((t.shape[0], N_PARAMS - t.shape[1]))])
+    return np.ascontiguousarray(t)
 
 
 def load_policy_file(path: str | Path) -> Policy:
@@ -185,6 +202,18 @@ def check_funds(policy: Policy, rules: MarketRules, settings: RunSettings, ref_p
 
 def _check_grid_step(g: GridConfig, rules: MarketRules, ref_price: float, label: str) -> None:
     """Levels closer than two ticks would round onto one another."""
+    if g.range_mode == "dynamic" and g.range_atr_mult > 0:
+        # The engine widens a narrow ATR range to 2 x (levels - 1) ticks each side, and caps it at
+        # MAX_HALF_WIDTH x the close: both cannot hold when the levels do not fit in that cap.
+        need = 2 * rules.tick_size * (g.levels - 1)
+        if need > MAX_HALF_WIDTH * ref_price:
+            raise ConfigError(
+                f"{label}.grid.levels: {g.levels} levels two ticks ({rules.tick_size:g}) apart need a range of "
+                f"+/-{need:.6g}, more than the ATR range may span at price {ref_price:.6g} "
+                f"(+/-{MAX_HALF_WIDTH:g} x price) on {rules.symbol}",
+                "use fewer levels",
+            )
+        return
     if g.range_mode == "fixed" and g.lower_price and g.upper_price:
         step = ((g.upper_price / g.lower_price) ** (1 / (g.levels - 1)) - 1) * g.lower_price \
             if g.spacing == "geometric" else (g.upper_price - g.lower_price) / (g.levels - 1)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from core.errors import DataError
 from core.market_rules import MarketRules
+from strategies.atr import atr_push, atr_tracked
 from strategies.borrow import borrowed
 from strategies.decide import close_is_idle, on_close
 from strategies.fills import fill_bar
@@ -69,7 +70,7 @@ from strategies.layout import (
     S_MIN_PROB,
 )
 from strategies.metrics import new_stats, run_metrics, stats_update
-from strategies.policy import Policy
+from strategies.policy import Policy, param_table
 from strategies.risk import RunSettings
 from strategies.state import EngineState
 
@@ -91,6 +92,7 @@ def run_loop(ts: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.
     max_dd, daily, min_prob = settings[S_MAX_DD], settings[S_DAILY_LOSS], settings[S_MIN_PROB]
     sf, si, grid, legacy, orders = borrowed(sf), borrowed(si), borrowed(grid), borrowed(legacy), borrowed(orders)
     params, rules, settings, log = borrowed(params), borrowed(rules), borrowed(settings), borrowed(log)
+    track_atr = atr_tracked(params)
     log_n = 0
     for i in range(ts.shape[0]):
         if si[I_N_ORDERS] > 0 and (si[I_HAS_MARKET] == 1 or l[i] <= sf[F_MAX_BUY] or h[i] >= sf[F_MIN_SELL]):
@@ -103,12 +105,13 @@ def run_loop(ts: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.
         if close_is_idle(si[I_BAR], si[I_NEXT_EVENT_BAR], si[I_DIRTY], c[i], sf[F_BAND_LO], sf[F_BAND_HI], eq,
                          sf[F_EQ_PEAK], si[I_KILLED], max_dd, ts[i], si[I_DAY_END_TS], si[I_DAY_PAUSED],
                          sf[F_DAY_START_EQ], daily, raw, prob, si[I_ACTIVE], si[I_CAND], min_prob):
+            atr_push(sf, si, grid, h[i], l[i], c[i], track_atr)
             si[I_BAR] += 1
             sf[F_LAST_EQ] = eq
             if eq > sf[F_EQ_PEAK]:
                 sf[F_EQ_PEAK] = eq
         else:
-            on_close(sf, si, grid, legacy, orders, params, rules, settings, ts[i], c[i], raw, prob)
+            on_close(sf, si, grid, legacy, orders, params, rules, settings, ts[i], c[i], raw, prob, h[i], l[i])
         stats_update(stats, eq, cash, inv, sf[F_INV_COST], (inv - sf[F_DUST]) * c[i], c[i])
         if record:
             equity[i] = eq
@@ -161,7 +164,7 @@ def _inputs(policy: Policy | np.ndarray, settings: RunSettings, n_bars: int, reg
         settings = policy.settings_for(settings)
         table = policy.table()
     else:
-        table = np.ascontiguousarray(policy, dtype=np.float64)
+        table = param_table(policy)
     reg = _EMPTY_I if regimes is None else np.ascontiguousarray(regimes, dtype=np.int64)
     pr = _EMPTY_F if probs is None else np.ascontiguousarray(probs, dtype=np.float64)
     for name, arr in (("regimes", reg), ("probs", pr)):

@@ -17,6 +17,7 @@ from strategies.layout import (
     F_LEG_STOP,
     F_MAX_BUY,
     F_MIN_SELL,
+    F_PREV_CLOSE,
     I_ACTIVE,
     I_BAR,
     I_CAND,
@@ -56,6 +57,7 @@ class EngineState:
         sf[F_MAX_BUY], sf[F_MIN_SELL] = -np.inf, np.inf
         sf[F_LEG_STOP] = -np.inf
         sf[F_LEG_MIN_SELL] = np.inf
+        sf[F_PREV_CLOSE] = np.nan  # no bar closed yet (strategies.atr)
         si[I_BAR] = -1
         si[I_ACTIVE] = si[I_CAND] = -1
         si[I_DIRTY] = 1

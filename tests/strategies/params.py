@@ -27,6 +27,8 @@ def grid_params(draw, ref_price: float) -> GridConfig:
         kw.update(range_mode="fixed", lower_price=ref_price * (1 - below), upper_price=ref_price * (1 + above))
     else:
         kw.update(range_mode="dynamic")
+        if draw(st.booleans()):  # an ATR-sized range (half-width k x ATR over atr_bars closed bars)
+            kw.update(range_atr_mult=draw(st.floats(0.5, 12.0)), atr_bars=draw(st.integers(1, 60)))
     if draw(st.booleans()):
         kw["stop_loss_price"] = ref_price * (1 - draw(st.floats(0.09, 0.2)))
     if draw(st.booleans()):

@@ -62,6 +62,7 @@ class Grid:
     cells: int
     cell: list[Holding]
     halted: bool = False
+    waiting: bool = False  # an ATR-sized range before atr_bars bars have closed: no levels yet
 
     def raw(self, k: int) -> float:
         if self.p.grid.spacing == "geometric":
@@ -99,6 +100,8 @@ class Reference:
         self.fills: list[Fill] = []
         self.bar = -1
         self.cycles = self.wins = 0
+        self.true_ranges: list[float] = []  # one per closed bar, for an ATR-sized grid range
+        self.prev_close: float | None = None
 
     # ---- rules helpers --------------------------------------------------------------------
     def ok(self, price: float, amount: float) -> bool:
@@ -207,7 +210,12 @@ class Reference:
             d.cooldown_until = self.bar + 1 + d.p.dca.cooldown_bars
 
     # ---- the close --------------------------------------------------------------------------
-    def close_bar(self, ts: int, close: float, raw: int, prob: float) -> None:
+    def close_bar(self, ts: int, close: float, raw: int, prob: float, high: float, low: float) -> None:
+        tr = high - low
+        if self.prev_close is not None:
+            tr = max(tr, abs(high - self.prev_close), abs(low - self.prev_close))
+        self.true_ranges.append(tr)
+        self.prev_close = close
         self.bar += 1
         eq = self.cash + self.inv * close
         if ts >= self.day_end:
@@ -266,7 +274,16 @@ class Reference:
     def arm_grid(self, p: RegimeParams, close: float) -> Grid:
         g, n = p.grid, p.grid.levels
         geometric = g.spacing == "geometric"
-        if g.range_mode == "fixed":
+        if g.range_mode == "dynamic" and g.range_atr_mult > 0:
+            if len(self.true_ranges) < g.atr_bars:
+                return Grid(p, 0.0, 0.0, 0, [], waiting=True)  # armed once atr_bars bars have closed
+            last = self.true_ranges[-g.atr_bars:]
+            atr = sum(last) / len(last)
+            # half-width clamped to [2 x (levels - 1) ticks, half the close] (strategies/README.md)
+            half = min(max(g.range_atr_mult * atr, 2.0 * self.r.tick_size * (n - 1)), 0.5 * close)
+            lo, hi = close - half, close + half
+            step = (hi / lo) ** (1.0 / (n - 1)) if geometric else (hi - lo) / (n - 1)
+        elif g.range_mode == "fixed":
             lo = g.lower_price
             step = (g.upper_price / lo) ** (1.0 / (n - 1)) if geometric else (g.upper_price - lo) / (n - 1)
         elif geometric:
@@ -320,6 +337,10 @@ class Reference:
         return out
 
     def decide_grid(self, g: Grid, close: float, entries: bool, budget: float) -> list[Order]:
+        if g.waiting:
+            g = self.engine = self.arm_grid(g.p, close)
+            if g.waiting:
+                return []
         sl, tp = g.p.grid.stop_loss_price, g.p.grid.take_profit_price
         if g.halted or (sl and close <= sl) or (tp and close >= tp):
             g.halted = True
@@ -416,7 +437,7 @@ class Reference:
             self.fill_bar(o[i], h[i], l[i], c[i])
             raw = 0 if regimes is None else int(regimes[i])
             prob = 1.0 if probs is None else float(probs[i])
-            self.close_bar(int(ts[i]), float(c[i]), raw, prob)
+            self.close_bar(int(ts[i]), float(c[i]), raw, prob, float(h[i]), float(l[i]))
             equity.append(self.cash + self.inv * c[i])
         return equity
 
