@@ -83,6 +83,9 @@ class VenueFlows:
         self.policy = policy
         self.fees_pct = fees_pct
         self.markets: dict[str, Market] = {}
+        # The server time as told by a caller that drives the server's clock (a replay moving the
+        # emulator's virtual clock); None: ask the exchange whenever the time matters.
+        self.assumed_server_ms: int | None = None
         self._rng = random.Random(seed)
 
     # -- building blocks -------------------------------------------------------------------------
@@ -174,6 +177,12 @@ class VenueFlows:
         self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None
     ) -> Flow:
         """Closed candles only: the still-open one (close time after the exchange's now) is dropped."""
+        return parse.candle_frame((yield from self.fetch_candle_rows(symbol, timeframe, since_ms, limit)))
+
+    def fetch_candle_rows(
+        self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None
+    ) -> Flow:
+        """`fetch_candles` as a float64 (n, 6) array ts, o, h, l, c, v (no DataFrame to build)."""
         yield from self.market(symbol)
         tf_ms = timeframe_ms(timeframe)
         page = connection_quirks(self.name).ohlcv_page_limit
@@ -190,10 +199,12 @@ class VenueFlows:
             if since_ms is None or len(got) < n or not got:
                 break
             cursor = int(got[-1][0]) + tf_ms
-        df = parse.candles(rows)
-        now = yield from self.fetch_time_ms()
-        df = df[df["ts"] + tf_ms <= now]
-        return (df.tail(limit) if limit and since_ms is None else df).reset_index(drop=True)
+        arr = parse.candle_rows(rows)
+        # Which candle is still open is the exchange's clock's call: asked, unless the caller drives
+        # that clock and told us its time (`assumed_server_ms`, a replay's virtual clock).
+        now = self.assumed_server_ms if self.assumed_server_ms is not None else (yield from self.fetch_time_ms())
+        arr = arr[arr[:, 0] + tf_ms <= now]
+        return arr[-limit:] if limit and since_ms is None else arr
 
     # -- account ---------------------------------------------------------------------------------
 

@@ -86,13 +86,26 @@ def trade(t: dict[str, Any]) -> Trade:
     )
 
 
+def candle_rows(rows: list[list[Any]]) -> np.ndarray:
+    """ccxt OHLCV rows -> a float64 (n, 6) array ts, o, h, l, c, v, sorted by ts, unique (the last
+    of duplicate rows wins). ms timestamps are exact in float64 (< 2**53)."""
+    if not rows:
+        return np.empty((0, 6), dtype=np.float64)
+    arr = np.asarray([r[:6] for r in rows], dtype=np.float64)
+    ts = arr[:, 0]
+    if len(arr) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+        _, first_in_reversed = np.unique(ts[::-1], return_index=True)  # sorted; last occurrence wins
+        arr = arr[len(arr) - 1 - first_in_reversed]
+    return arr
+
+
+def candle_frame(arr: np.ndarray) -> pd.DataFrame:
+    """A `candle_rows` array -> the shared candle frame (ts int64 ms, float64 OHLCV)."""
+    cols = {"ts": arr[:, 0].astype(np.int64)}
+    cols.update({c: np.ascontiguousarray(arr[:, i]) for i, c in enumerate(CANDLE_COLUMNS[1:], start=1)})
+    return pd.DataFrame(cols)
+
+
 def candles(rows: list[list[Any]]) -> pd.DataFrame:
     """ccxt OHLCV rows -> the shared candle frame (ts int64 ms, float64 OHLCV, sorted, unique)."""
-    if not rows:
-        return pd.DataFrame(
-            {c: np.array([], dtype=np.int64 if c == "ts" else np.float64) for c in CANDLE_COLUMNS}
-        )
-    arr = np.asarray([r[:6] for r in rows], dtype=np.float64)
-    df = pd.DataFrame(arr, columns=CANDLE_COLUMNS)
-    df["ts"] = df["ts"].astype(np.int64)
-    return df.drop_duplicates("ts", keep="last").sort_values("ts").reset_index(drop=True)
+    return candle_frame(candle_rows(rows))

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ccxt
+import numpy as np
 import pandas as pd
 
 from core.errors import AuthenticationError, ExchangeError, FatalExchangeError
@@ -90,9 +91,12 @@ class _Base:
         return self.flows.markets
 
     def assume_server_time(self, server_ms: int) -> None:
-        """Align signed requests' timestamps with a server time known without asking (an emulator's
-        virtual clock the caller just moved, in a replay): `sync_clock` without its request."""
+        """The caller drives the server's clock and just set it to `server_ms` (a replay moving the
+        emulator's virtual clock): signed requests' timestamps are aligned with it (`sync_clock`
+        without its request), and until the next call this is the server's "now" (which candle is
+        still open) without asking. Never call it for a real exchange, whose clock nobody drives."""
         self.client.options["timeDifference"] = int(self.client.milliseconds()) - int(server_ms)
+        self.flows.assumed_server_ms = int(server_ms)
 
 
 class CcxtVenue(_Base):
@@ -167,6 +171,12 @@ class CcxtVenue(_Base):
         self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None
     ) -> pd.DataFrame:
         return self._run(self.flows.fetch_candles(symbol, timeframe, since_ms, limit))
+
+    def fetch_candle_rows(
+        self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None
+    ) -> np.ndarray:
+        """`fetch_candles` as a float64 (n, 6) array ts, o, h, l, c, v: no DataFrame per call."""
+        return self._run(self.flows.fetch_candle_rows(symbol, timeframe, since_ms, limit))
 
     def fetch_balance(self) -> dict[str, Balance]:
         return self._run(self.flows.fetch_balance())
@@ -268,6 +278,11 @@ class AsyncCcxtVenue(_Base):
         self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None
     ) -> pd.DataFrame:
         return await self._run(self.flows.fetch_candles(symbol, timeframe, since_ms, limit))
+
+    async def fetch_candle_rows(
+        self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int | None = None
+    ) -> np.ndarray:
+        return await self._run(self.flows.fetch_candle_rows(symbol, timeframe, since_ms, limit))
 
     async def fetch_balance(self) -> dict[str, Balance]:
         return await self._run(self.flows.fetch_balance())

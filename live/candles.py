@@ -39,6 +39,15 @@ class CandleWindow:
         # Plain numpy: selecting DataFrame columns by a list costs ~1 ms a call in pandas 3.
         ts = df["ts"].to_numpy(dtype=np.int64)
         vals = np.column_stack([df[c].to_numpy(dtype=np.float64) for c in _FLOAT_COLS])
+        return self._extend(ts, vals)
+
+    def extend_rows(self, rows: np.ndarray) -> int:
+        """`extend` for a float64 (n, 6) array ts, o, h, l, c, v sorted by ts (`fetch_new_rows`)."""
+        if not len(rows):
+            return 0
+        return self._extend(rows[:, 0].astype(np.int64), rows[:, 1:6])
+
+    def _extend(self, ts: np.ndarray, vals: np.ndarray) -> int:
         last = self.last_ts
         if last is not None:
             keep = ts > last
@@ -81,6 +90,16 @@ class CandleWindow:
         ts = self._ts[: self._n]
         i = int(np.searchsorted(ts, ts_ms))
         return i if i < self._n and ts[i] == ts_ms else None
+
+
+def fetch_new_rows(venue: MarketData, pair: str, timeframe: str, since_ms: int) -> np.ndarray:
+    """The closed candles from `since_ms` on as a float64 (n, 6) array ts, o, h, l, c, v: the
+    venue's array form when it has one (the ccxt adapter: no DataFrame per bar), else its frame."""
+    rows = getattr(venue, "fetch_candle_rows", None)
+    if rows is not None:
+        return np.asarray(rows(pair, timeframe, since_ms=since_ms))
+    df = venue.fetch_candles(pair, timeframe, since_ms=since_ms)
+    return df[list(COLUMNS)].to_numpy(dtype=np.float64) if len(df) else np.empty((0, 6))
 
 
 def fetch_closed(venue: MarketData, pair: str, timeframe: str, since_ms: int, page_limit: int = 1000) -> pd.DataFrame:
