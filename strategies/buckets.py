@@ -13,7 +13,6 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import lot_amount
 from strategies.layout import (
     F_CASH,
     F_DUST,
@@ -35,6 +34,7 @@ from strategies.layout import (
     X_QTY,
     X_STOP,
 )
+from strategies.rounding import lot_amount
 
 # Below this fraction of a lot a bucket's remainder is float noise, not inventory.
 _RESIDUAL_LOTS = 1e-6

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import OK, check_rules, lot_amount, tick_price
+from core.market_rules import OK, check_rules
 from strategies.book import narrow_band, push_order
 from strategies.buckets import to_dust
 from strategies.layout import (
@@ -51,6 +51,7 @@ from strategies.layout import (
     P_D_TRAIL_PCT,
     P_D_VOL_SCALE,
 )
+from strategies.rounding import lot_amount, tick_price
 
 
 @nb.njit(cache=True)

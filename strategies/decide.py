@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import OK, check_rules, lot_amount
+from core.market_rules import OK, check_rules
 from strategies.atr import atr_push, atr_tracked
 from strategies.book import finish_book, narrow_band, push_order
 from strategies.buckets import legacy_add, legacy_cost, to_dust
@@ -81,6 +81,7 @@ from strategies.layout import (
 )
 from strategies.regime import hysteresis
 from strategies.risk import entry_budget, risk_on_close
+from strategies.rounding import lot_amount
 
 NO_EVENT = 1 << 62
 

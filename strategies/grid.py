@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from core.market_rules import OK, check_rules, lot_amount, tick_price
+from core.market_rules import OK, check_rules
 from strategies.atr import atr_half_width, atr_mean
 from strategies.book import narrow_band, push_order
 from strategies.buckets import to_dust
@@ -60,6 +60,7 @@ from strategies.layout import (
     P_G_TRAILING_UP,
     P_G_UPPER,
 )
+from strategies.rounding import lot_amount, tick_price
 
 
 @nb.njit(cache=True)

@@ -69,8 +69,10 @@ from strategies.layout import (
     S_MAX_DD,
     S_MIN_PROB,
 )
-from strategies.metrics import new_stats, run_metrics, stats_update
+from strategies.loopstats import stats_load, stats_step, stats_store
+from strategies.metrics import new_stats, run_metrics
 from strategies.policy import Policy, param_table
+from strategies.quiet import quiet_run
 from strategies.risk import RunSettings
 from strategies.state import EngineState
 
@@ -84,17 +86,30 @@ def run_loop(ts: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.
     """Run the engine over every bar; empty `regimes`/`probs` mean regime 0 at probability 1, empty
     `equity` means no curve is kept. Returns the number of fills written to `log`.
 
-    Two exact shortcuts keep quiet bars cheap: fill_bar is called only when the bar reaches a resting
-    order (fill_bar's own first test), and on_close only when `close_is_idle` says it would change
-    more than the bar counter, the last equity and the peak (the per-bar API test checks that this
-    loop and on_close-every-bar end in bit-identical states)."""
+    Exact shortcuts keep quiet bars cheap: `quiet_run` consumes runs of bars that reach no resting
+    order and whose close is idle, with the state in local scalars; on the other bars fill_bar is
+    called only when the bar reaches a resting order (fill_bar's own first test), and on_close only
+    when `close_is_idle` says it would change more than the bar counter, the last equity and the peak
+    (the per-bar API test checks that this loop and on_close-every-bar end in bit-identical states).
+    The running statistics live in scalars too (`loopstats`), stored back into `stats` at the end."""
     record = equity.shape[0] > 0
     max_dd, daily, min_prob = settings[S_MAX_DD], settings[S_DAILY_LOSS], settings[S_MIN_PROB]
     sf, si, grid, legacy, orders = borrowed(sf), borrowed(si), borrowed(grid), borrowed(legacy), borrowed(orders)
     params, rules, settings, log = borrowed(params), borrowed(rules), borrowed(settings), borrowed(log)
+    # the candles and curves too: quiet_run takes them at every event bar (inlined, but numba still
+    # counts references of array arguments: 18 atomic operations a call with owned arrays)
+    ts, o, h, l, c = borrowed(ts), borrowed(o), borrowed(h), borrowed(l), borrowed(c)  # noqa: E741
+    regimes, probs, stats = borrowed(regimes), borrowed(probs), borrowed(stats)
+    equity, inv_out, active_out = borrowed(equity), borrowed(inv_out), borrowed(active_out)
     track_atr = atr_tracked(params)
     log_n = 0
-    for i in range(ts.shape[0]):
+    st = stats_load(stats)
+    i = 0
+    while i < ts.shape[0]:
+        i, st = quiet_run(i, ts, h, l, c, regimes, probs, sf, si, grid, settings, track_atr, st, record, equity,
+                          inv_out, active_out)
+        if i >= ts.shape[0]:
+            break
         if si[I_N_ORDERS] > 0 and (si[I_HAS_MARKET] == 1 or l[i] <= sf[F_MAX_BUY] or h[i] >= sf[F_MIN_SELL]):
             log_n = fill_bar(sf, si, grid, legacy, orders, params, rules, settings, o[i], h[i], l[i], c[i],
                              log, log_n)
@@ -112,11 +127,13 @@ def run_loop(ts: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.
                 sf[F_EQ_PEAK] = eq
         else:
             on_close(sf, si, grid, legacy, orders, params, rules, settings, ts[i], c[i], raw, prob, h[i], l[i])
-        stats_update(stats, eq, cash, inv, sf[F_INV_COST], (inv - sf[F_DUST]) * c[i], c[i])
+        st = stats_step(st, eq, cash, inv, sf[F_INV_COST], (inv - sf[F_DUST]) * c[i], c[i])
         if record:
             equity[i] = eq
             inv_out[i] = inv
             active_out[i] = si[I_ACTIVE]
+        i += 1
+    stats_store(stats, st)
     return log_n
 
 
