@@ -23,7 +23,7 @@ import numpy as np
 from core.errors import DataError
 from exchange.port import Market, Venue
 from live import engine_codec
-from live.candles import CandleWindow, fetch_closed
+from live.candles import CandleWindow, fetch_closed, fetch_new_rows
 from live.executor import ExecReport, Executor
 from live.guards import OrderRateLimiter, StaleDataWatchdog, apply_rules, without_entries
 from live.logs import log_event
@@ -163,7 +163,7 @@ class PairTrader:
     def _run_bar(self, now_ms: int) -> CycleReport | None:
         if self.window.last_ts is None or self.window.last_ts + 2 * self.bar_ms <= now_ms:
             since = self.window.last_ts + self.bar_ms if self.window.last_ts is not None else now_ms - 4 * self.bar_ms
-            self.window.extend(self.venue.fetch_candles(self.pair, self.active.base_timeframe, since_ms=since))
+            self.window.extend_rows(fetch_new_rows(self.venue, self.pair, self.active.base_timeframe, since))
         bars = [b for b in self.window.ts_after(self.last_bar) if b + self.bar_ms <= now_ms]
         if self._needs_sync(bars):
             self.sync.sync(now_ms)
