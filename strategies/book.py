@@ -11,9 +11,9 @@ pure-Python reference (which re-decides at every close) checks it fill for fill.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from strategies.jit import engine_jit
 from strategies.layout import (
     F_BAND_HI,
     F_BAND_LO,
@@ -36,7 +36,7 @@ from strategies.layout import (
 )
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def push_order(orders: np.ndarray, n: int, price: float, amount: float, side: float, kind: int, ref: int,
                market: bool, epoch: int, aux: float) -> int:
     if n >= MAX_ORDERS:  # cannot happen with MAX_LEVELS grid cells, MAX_LEGACY exits and 50 safety orders
@@ -53,7 +53,7 @@ def push_order(orders: np.ndarray, n: int, price: float, amount: float, side: fl
     return n + 1
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def narrow_band(sf: np.ndarray, lo: float, hi: float) -> None:
     """The decision holds only while lo < close <= hi as well."""
     if lo > sf[F_BAND_LO]:
@@ -62,7 +62,7 @@ def narrow_band(sf: np.ndarray, lo: float, hi: float) -> None:
         sf[F_BAND_HI] = hi
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def finish_book(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, start: int, n: int) -> None:
     """Record the table size and the bounds a bar must reach before any order can fill; the legacy
     prefix orders[:start] (sells only) contributes through F_LEG_MIN_SELL / I_LEG_HAS_MARKET."""

@@ -10,9 +10,9 @@ fee is inside the cost. Pure numba helpers; nothing here decides orders.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from strategies.jit import engine_jit
 from strategies.layout import (
     F_CASH,
     F_DUST,
@@ -40,7 +40,7 @@ from strategies.rounding import lot_amount
 _RESIDUAL_LOTS = 1e-6
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def credit_buy(sf: np.ndarray, qty: float, price: float, fee: float, rules: np.ndarray) -> float:
     """Book a buy fill: pay qty*price, receive qty*(1-fee) base; returns the whole lots the buying
     bucket gets (dust from earlier fills included); the rest stays dust."""
@@ -56,7 +56,7 @@ def credit_buy(sf: np.ndarray, qty: float, price: float, fee: float, rules: np.n
     return lots
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def debit_sell(sf: np.ndarray, qty: float, price: float, fee: float) -> float:
     """Book a sell fill (fee in quote); returns the net proceeds."""
     value = qty * price
@@ -68,7 +68,7 @@ def debit_sell(sf: np.ndarray, qty: float, price: float, fee: float) -> float:
     return proceeds
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def take(qty_held: float, cost_held: float, qty_sold: float, lot: float) -> tuple[float, float, float]:
     """Share of a bucket's cost that `qty_sold` carries: (cost_sold, qty_left, cost_left).
     A remainder below a millionth of a lot counts as sold (float noise), with its cost."""
@@ -84,7 +84,7 @@ def take(qty_held: float, cost_held: float, qty_sold: float, lot: float) -> tupl
     return cost_sold, qty_left, cost_held - cost_sold
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def close_trade(sf: np.ndarray, si: np.ndarray, pnl: float) -> None:
     """A bucket emptied: one finished cycle (grid round trip, DCA cycle or legacy exit)."""
     si[I_N_CYCLES] += 1
@@ -95,12 +95,12 @@ def close_trade(sf: np.ndarray, si: np.ndarray, pnl: float) -> None:
         sf[F_GROSS_LOSS] -= pnl
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def realize(sf: np.ndarray, pnl: float) -> None:
     sf[F_REALIZED] += pnl
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def legacy_cost(si: np.ndarray, legacy: np.ndarray) -> float:
     """Cost of every legacy exit, summed in slot order (one fixed order: the reference sums alike)."""
     total = 0.0
@@ -109,7 +109,7 @@ def legacy_cost(si: np.ndarray, legacy: np.ndarray) -> float:
     return total
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def legacy_add(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, qty: float, cost: float, price: float, stop: float, pnl: float) -> int:
     """Keep an exit across a regime switch: the first free slot, else a new one; when the table is
     full, the newcomer merges into the last slot (summed, the higher price, the lower stop)."""
@@ -142,7 +142,7 @@ def legacy_add(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, qty: float, c
     return slot
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def to_dust(sf: np.ndarray, qty: float) -> None:
     """A holding too small to sell (below the venue's minimum): it becomes dust, which the next buy absorbs."""
     sf[F_DUST] += qty

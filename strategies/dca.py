@@ -16,12 +16,12 @@ After the exit fills, the next base order waits `cooldown_bars` closes.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from core.market_rules import OK, check_rules
 from strategies.book import narrow_band, push_order
 from strategies.buckets import to_dust
+from strategies.jit import engine_jit
 from strategies.layout import (
     F_D_COST,
     F_D_ENTRY,
@@ -54,7 +54,7 @@ from strategies.layout import (
 from strategies.rounding import lot_amount, tick_price
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def dca_reset(sf: np.ndarray, si: np.ndarray) -> None:
     sf[F_D_POS] = 0.0
     sf[F_D_COST] = 0.0
@@ -67,17 +67,17 @@ def dca_reset(sf: np.ndarray, si: np.ndarray) -> None:
     si[I_D_TRAILING] = 0
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def average_entry(sf: np.ndarray) -> float:
     return sf[F_D_VWAP_NUM] / sf[F_D_VWAP_DEN] if sf[F_D_VWAP_DEN] > 0.0 else np.nan
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def take_profit_price(sf: np.ndarray, p: np.ndarray, rules: np.ndarray) -> float:
     return tick_price(average_entry(sf) * (1.0 + p[P_D_TP_PCT] / 100.0), rules, False)
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _base_order(si: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray, rules: np.ndarray, close: float,
                 budget: float, buffer: float, epoch: int) -> int:
     if si[I_BAR] < si[I_D_COOLDOWN_UNTIL]:
@@ -95,7 +95,7 @@ def _base_order(si: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray, rules
     return push_order(orders, n, close, amount, 1.0, KIND_DCA_BASE, 0, True, epoch, aux)
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _exit_at_market(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, rules: np.ndarray, close: float,
                     epoch: int) -> int:
     amount = lot_amount(sf[F_D_POS], rules)
@@ -107,7 +107,7 @@ def _exit_at_market(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, 
     return n
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _safety_orders(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray, rules: np.ndarray,
                    budget: float, epoch: int, aux: float) -> int:
     entry, max_so = sf[F_D_ENTRY], int(p[P_D_MAX_SO])
@@ -130,7 +130,7 @@ def _safety_orders(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, p
     return n
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def dca_decide(sf: np.ndarray, si: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray, rules: np.ndarray,
                close: float, entries_ok: bool, budget: float, buffer: float, epoch: int) -> int:
     """Append the DCA cycle's desired orders to `orders[n:]`; returns the new count."""

@@ -15,7 +15,6 @@ Regime switch at a close (the new regime passed the hysteresis):
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from core.market_rules import OK, check_rules
@@ -25,6 +24,7 @@ from strategies.buckets import legacy_add, legacy_cost, to_dust
 from strategies.dca import average_entry, dca_decide, dca_reset, take_profit_price
 from strategies.fills import inventory_cost
 from strategies.grid import grid_arm, grid_decide
+from strategies.jit import engine_jit
 from strategies.layout import (
     ENGINE_DCA,
     ENGINE_GRID,
@@ -86,7 +86,7 @@ from strategies.rounding import lot_amount
 NO_EVENT = 1 << 62
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _keep_exits(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, params: np.ndarray,
                 rules: np.ndarray) -> None:
     """Move the old engine's holdings, with their exit prices, into the legacy exits."""
@@ -108,7 +108,7 @@ def _keep_exits(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.nda
     sf[F_D_CYCLE_PNL] = 0.0
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def switch_regime(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, params: np.ndarray,
                   rules: np.ndarray, new_active: int, close: float) -> None:
     if si[I_ACTIVE] >= 0:
@@ -124,7 +124,7 @@ def switch_regime(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.n
     si[I_DIRTY] = 1
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _legacy_orders(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, orders: np.ndarray, n: int,
                    rules: np.ndarray, close: float, epoch: int) -> int:
     """The legacy exits' orders; also records the highest stop still resting (F_LEG_STOP), the
@@ -156,7 +156,7 @@ def _legacy_orders(sf: np.ndarray, si: np.ndarray, legacy: np.ndarray, orders: n
     return n
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def rebuild(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, orders: np.ndarray,
             params: np.ndarray, rules: np.ndarray, settings: np.ndarray, close: float) -> None:
     """Decide the whole desired set from scratch; also sets the quiet band and the next timer."""
@@ -196,7 +196,7 @@ def rebuild(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray
     si[I_N_DECISIONS] += 1
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def close_is_idle(bar: int, next_event_bar: int, dirty: int, close: float, band_lo: float, band_hi: float,
                   equity: float, peak: float, killed: int, max_dd: float, ts_ms: int, day_end_ts: int,
                   day_paused: int, day_start_eq: float, daily: float, raw: int, prob: float, active: int,
@@ -214,7 +214,7 @@ def close_is_idle(bar: int, next_event_bar: int, dirty: int, close: float, band_
     return not (daily > 0.0 and day_paused == 0 and equity <= day_start_eq * (1.0 - daily))
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def on_close(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, orders: np.ndarray,
              params: np.ndarray, rules: np.ndarray, settings: np.ndarray, ts_ms: int, close: float,
              raw_regime: int, prob: float, high: float, low: float) -> bool:

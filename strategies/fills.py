@@ -10,13 +10,13 @@ taken from the holdings (legacy, grid cells, DCA position, then dust).
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from core.market_rules import OK, R_LOT, R_MAKER_FEE, R_TAKER_FEE, check_rules
 from strategies.buckets import close_trade, credit_buy, debit_sell, legacy_add, legacy_cost, realize, take
 from strategies.dca import average_entry, dca_reset
 from strategies.fill_model import fill_time
+from strategies.jit import engine_jit
 from strategies.layout import (
     ENGINE_GRID,
     F_CASH,
@@ -96,7 +96,7 @@ from strategies.layout import (
 )
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def inventory_cost(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray) -> float:
     total = sf[F_D_COST]
     for k in range(si[I_G_CELLS]):
@@ -104,7 +104,7 @@ def inventory_cost(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.
     return total + sf[F_LEG_COST]
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _sell_row(si: np.ndarray, table: np.ndarray, row: int, qc: int, cc: int, pc: int, qty: float,
               proceeds: float, lot: float) -> float:
     """Sell `qty` out of one grid cell or legacy slot; returns the realized PnL."""
@@ -116,14 +116,14 @@ def _sell_row(si: np.ndarray, table: np.ndarray, row: int, qc: int, cc: int, pc:
     return pnl
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _closed_row(sf: np.ndarray, si: np.ndarray, table: np.ndarray, row: int, qc: int, pc: int) -> None:
     if table[row, qc] <= 0.0:
         close_trade(sf, si, table[row, pc])
         table[row, pc] = 0.0
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _sell_dca(sf: np.ndarray, si: np.ndarray, p_cooldown: float, qty: float, proceeds: float, lot: float) -> float:
     cost_sold, qty_left, cost_left = take(sf[F_D_POS], sf[F_D_COST], qty, lot)
     pnl = proceeds - cost_sold
@@ -138,7 +138,7 @@ def _sell_dca(sf: np.ndarray, si: np.ndarray, p_cooldown: float, qty: float, pro
     return pnl
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _sell_across(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, qty: float,
                  proceeds: float, lot: float, p_cooldown: float) -> float:
     """Sell `qty` out of every holding in turn: legacy slots, grid cells, the DCA position, then dust."""
@@ -166,7 +166,7 @@ def _sell_across(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.nd
     return pnl
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _book_buy(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, kind: int, ref: int,
               stale: bool, aux: float, price: float, qty: float, fee: float, rules: np.ndarray) -> float:
     """Returns the DCA average entry after the fill (nan for other buys)."""
@@ -193,7 +193,7 @@ def _book_buy(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarr
     return average_entry(sf)
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _book_sell(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, p_cooldown: float,
                kind: int, ref: int, stale: bool, proceeds: float, qty: float, lot: float) -> float:
     if stale or kind == KIND_KILL:
@@ -222,7 +222,7 @@ def _book_sell(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndar
     return pnl
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def apply_fill(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, params: np.ndarray,
                rules: np.ndarray, kind: int, ref: int, epoch: int, aux: float, price: float, qty: float,
                taker: bool, t: float, log: np.ndarray, log_n: int) -> int:
@@ -268,7 +268,7 @@ def apply_fill(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndar
     return log_n + 1
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _market_fill_ok(sf: np.ndarray, si: np.ndarray, rules: np.ndarray, side: float, amount: float, o: float) -> bool:
     """A market order meets the open: the venue re-checks its rules there, and a buy must be paid for."""
     if check_rules(o, amount, rules) != OK or (side > 0.0 and amount * o > sf[F_CASH]):
@@ -280,11 +280,12 @@ def _market_fill_ok(sf: np.ndarray, si: np.ndarray, rules: np.ndarray, side: flo
 FILLED = -2.0  # O_T of an order already filled in this bar (or an earlier one, before the close)
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _fill_times(orders: np.ndarray, start: int, n: int, o: float, h: float, l: float, c: float,  # noqa: E741
-                touch: bool) -> int:
-    """Write each order's fill time to O_T (-1: no fill, -2 stays: already filled); returns how many fill."""
-    hits = 0
+                touch: bool) -> tuple[int, int]:
+    """Write each order's fill time to O_T (-1: no fill, -2 stays: already filled); returns how many
+    fill and the row of the earliest (the first in table order among equal times)."""
+    hits, first, first_t = 0, -1, np.inf
     for i in range(start, n):
         if orders[i, O_T] == FILLED:
             continue
@@ -296,10 +297,12 @@ def _fill_times(orders: np.ndarray, start: int, n: int, o: float, h: float, l: f
         orders[i, O_T] = t
         if t >= 0.0:
             hits += 1
-    return hits
+            if t < first_t:
+                first, first_t = i, t
+    return hits, first
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, orders: np.ndarray,
              params: np.ndarray, rules: np.ndarray, settings: np.ndarray, o: float, h: float, l: float,  # noqa: E741
              c: float, log: np.ndarray, log_n: int) -> int:
@@ -317,14 +320,16 @@ def fill_bar(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarra
         return log_n
     # the legacy exits at the head of the table (all sells) are skipped when the high reaches none
     start = 0 if si[I_LEG_HAS_MARKET] == 1 or h >= sf[F_LEG_MIN_SELL] else si[I_N_LEG_ORDERS]
-    hits = _fill_times(orders, start, n, o, h, l, c, settings[S_TOUCH] > 0.5)
+    hits, i = _fill_times(orders, start, n, o, h, l, c, settings[S_TOUCH] > 0.5)
     if hits == 0:
         return log_n
-    for _ in range(hits):
-        i, t = -1, np.inf
-        for k in range(start, n):  # the earliest remaining fill; strict < keeps table order among equal t
-            if 0.0 <= orders[k, O_T] < t:
-                i, t = k, orders[k, O_T]
+    t = orders[i, O_T]
+    for h_k in range(hits):
+        if h_k > 0:  # the earliest remaining fill; strict < keeps table order among equal t
+            i, t = -1, np.inf
+            for k in range(start, n):
+                if 0.0 <= orders[k, O_T] < t:
+                    i, t = k, orders[k, O_T]
         orders[i, O_T] = FILLED
         kind, market = int(orders[i, O_KIND]), orders[i, O_MARKET] > 0.5
         amount, side = orders[i, O_AMOUNT], orders[i, O_SIDE]

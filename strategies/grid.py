@@ -18,13 +18,13 @@ prices, on the close): every grid holding is sold at market and the grid halts u
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from core.market_rules import OK, check_rules
 from strategies.atr import atr_half_width, atr_mean
 from strategies.book import narrow_band, push_order
 from strategies.buckets import to_dust
+from strategies.jit import engine_jit
 from strategies.layout import (
     F_G_LO,
     F_G_STEP,
@@ -63,7 +63,7 @@ from strategies.layout import (
 from strategies.rounding import lot_amount, tick_price
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def level_raw(lo: float, step: float, geometric: bool, k: int) -> float:
     """Level k's price before rounding to the tick."""
     if geometric:
@@ -71,7 +71,7 @@ def level_raw(lo: float, step: float, geometric: bool, k: int) -> float:
     return lo + step * k
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def cache_levels(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, rules: np.ndarray) -> None:
     """Level prices on the tick grid and each cell's buy amount, computed once per layout."""
     lo, step, geometric = sf[F_G_LO], sf[F_G_STEP], p[P_G_GEOMETRIC] > 0.5
@@ -87,7 +87,7 @@ def cache_levels(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray
         grid[k, G_BUY_OK] = 1.0 if check_rules(buy, amount, rules) == OK else 0.0
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def grid_arm(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, close: float, rules: np.ndarray) -> None:
     """Lay out a fresh grid (no holdings) for parameter row `p` at this close. An ATR-sized range with
     fewer than `atr_bars` bars recorded stays unarmed (0 cells): `grid_decide` arms it once they closed."""
@@ -120,7 +120,7 @@ def grid_arm(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, cl
     cache_levels(sf, si, grid, p, rules)
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _trail_up(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, close: float, rules: np.ndarray) -> None:
     cells, geometric = si[I_G_CELLS], p[P_G_GEOMETRIC] > 0.5
     while grid[0, G_QTY] <= 0.0 and close >= sf[F_G_TRAIL_AT]:
@@ -136,7 +136,7 @@ def _trail_up(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, c
     narrow_band(sf, -np.inf, np.nextafter(sf[F_G_TRAIL_AT], -np.inf))
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def _halt(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, orders: np.ndarray, n: int, close: float,
           rules: np.ndarray, epoch: int) -> int:
     si[I_G_HALTED] = 1
@@ -157,14 +157,14 @@ def _halt(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, orders: np.ndarray, 
     return n
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def _buyable(grid: np.ndarray, k: int) -> bool:
     """Cell k may rest a buy: it holds nothing, its level is not taken by the sell of the cell below,
     and the buy passes the venue's minimums."""
     return grid[k, G_QTY] <= 0.0 and not (k > 0 and grid[k - 1, G_QTY] > 0.0) and grid[k, G_BUY_OK] > 0.5
 
 
-@nb.njit(cache=True)
+@engine_jit()
 def grid_decide(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, orders: np.ndarray, n: int, p: np.ndarray,
                 rules: np.ndarray, close: float, entries_ok: bool, budget: float, epoch: int) -> int:
     """Append the grid's desired orders to `orders[n:]`; returns the new count."""

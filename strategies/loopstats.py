@@ -10,9 +10,9 @@ same order, so the results are bit for bit the same (tests/strategies/test_loops
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from strategies.jit import engine_jit
 from strategies.metrics import (
     ST_EQ_PREV,
     ST_IN_MKT,
@@ -33,14 +33,14 @@ from strategies.metrics import (
 # last_close (ST_EQ0 never changes in the loop).
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def stats_load(st: np.ndarray) -> tuple[float, float, float, float, float, float, float, float, float, float,
                                         float, float, float]:
     return (st[ST_N], st[ST_SUM_R], st[ST_SUM_R2], st[ST_SUM_D2], st[ST_EQ_PREV], st[ST_PEAK], st[ST_MAX_DD],
             st[ST_IN_MKT], st[ST_UW_RUN], st[ST_UW_MAX], st[ST_MIN_CASH], st[ST_MIN_INV], st[ST_LAST_CLOSE])
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def stats_store(st: np.ndarray, s: tuple) -> None:  # type: ignore[type-arg]
     st[ST_N], st[ST_SUM_R], st[ST_SUM_R2], st[ST_SUM_D2] = s[0], s[1], s[2], s[3]
     st[ST_EQ_PREV], st[ST_PEAK], st[ST_MAX_DD], st[ST_IN_MKT] = s[4], s[5], s[6], s[7]
@@ -48,7 +48,7 @@ def stats_store(st: np.ndarray, s: tuple) -> None:  # type: ignore[type-arg]
     st[ST_LAST_CLOSE] = s[12]
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def stats_step(s: tuple, equity: float, cash: float, inv: float, inv_cost: float,  # type: ignore[type-arg]
                held_value: float, close: float) -> tuple[float, float, float, float, float, float, float, float,
                                                          float, float, float, float, float]:

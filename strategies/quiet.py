@@ -13,10 +13,10 @@ that both paths end in bit-identical states.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from strategies.atr import atr_push
+from strategies.jit import engine_jit
 from strategies.layout import (
     F_BAND_HI,
     F_BAND_LO,
@@ -47,7 +47,7 @@ from strategies.layout import (
 from strategies.loopstats import stats_step
 
 
-@nb.njit(cache=True, inline="always")
+@engine_jit(inline="always")
 def quiet_run(i: int, ts: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,  # noqa: E741
               regimes: np.ndarray, probs: np.ndarray, sf: np.ndarray, si: np.ndarray, grid: np.ndarray,
               settings: np.ndarray, track_atr: bool, st: tuple, record: bool,  # type: ignore[type-arg]

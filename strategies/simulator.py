@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 import pandas as pd
 
@@ -25,6 +24,7 @@ from strategies.atr import atr_push, atr_tracked
 from strategies.borrow import borrowed
 from strategies.decide import close_is_idle, on_close
 from strategies.fills import fill_bar
+from strategies.jit import engine_jit
 from strategies.layout import (
     F_BAND_HI,
     F_BAND_LO,
@@ -77,7 +77,7 @@ from strategies.risk import RunSettings
 from strategies.state import EngineState
 
 
-@nb.njit(cache=True, nogil=True)
+@engine_jit(nogil=True)
 def run_loop(ts: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray,  # noqa: E741
              regimes: np.ndarray, probs: np.ndarray, params: np.ndarray, rules: np.ndarray, settings: np.ndarray,
              sf: np.ndarray, si: np.ndarray, grid: np.ndarray, legacy: np.ndarray, orders: np.ndarray,
@@ -214,14 +214,23 @@ def simulate(candles: pd.DataFrame | Bars, policy: Policy | np.ndarray, rules: M
                      fills_frame(log[:log_n], bars.ts), state)
 
 
+_KIND_STR = pd.array(list(KIND_NAMES), dtype="str")
+_SIDE_STR = pd.array(["sell", "buy"], dtype="str")
+
+
 def fills_frame(log: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
     bar = log[:, L_BAR].astype(np.int64)
+    if len(bar):  # string columns taken from two tiny string arrays: no Python object per fill
+        side = _SIDE_STR.take((log[:, L_SIDE] > 0).astype(np.int64))
+        kind = _KIND_STR.take(log[:, L_KIND].astype(np.int64))
+    else:
+        side, kind = np.where(log[:, L_SIDE] > 0, "buy", "sell"), np.asarray(KIND_NAMES, dtype=object)[bar]
     return pd.DataFrame({
         "bar": bar,
         "ts": ts[bar] if len(bar) else np.empty(0, dtype=np.int64),
         "t": log[:, L_T],
-        "side": np.where(log[:, L_SIDE] > 0, "buy", "sell"),
-        "kind": np.asarray(KIND_NAMES, dtype=object)[log[:, L_KIND].astype(np.int64)],
+        "side": side,
+        "kind": kind,
         "ref": log[:, L_REF].astype(np.int64),
         "price": log[:, L_PRICE],
         "qty": log[:, L_QTY],
