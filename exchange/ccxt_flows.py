@@ -13,7 +13,8 @@ Retry rules:
 - A rejected request time (Binance -1021, Bitget 40004/40008) makes the adapter resync its clock
   with the venue (`load_time_difference`) and retry, `clock_resyncs` times, then say so clearly.
 - Placing an order is never retried blindly: after any retryable failure the adapter first looks
-  the order up by its client order id, and returns it if the lost request did create it.
+  the order up by its client order id, and returns it if the lost request did create it. Before
+  the first send it looks the id up too, unless the caller vouches the id is new (`fresh`).
 """
 
 from __future__ import annotations
@@ -245,13 +246,15 @@ class VenueFlows:
         except OrderNotFoundError:
             return None
 
-    def create_order(self, req: OrderRequest) -> Flow:
+    def create_order(self, req: OrderRequest, fresh: bool = False) -> Flow:
+        """`fresh`: the caller knows no order with this client id exists (see `exchange.port`), so
+        the lookup before the send is skipped; retries after a failure still look it up."""
         market = yield from self.market(req.symbol)
         ref = req.price
         if req.type == "market" and ref is None:
             ref = yield from self.fetch_last_price(req.symbol)
         req = prepare_order(req, market, self.name, ref)
-        existing = yield from self.find_by_client_id(req.symbol, req.client_order_id)
+        existing = None if fresh else (yield from self.find_by_client_id(req.symbol, req.client_order_id))
         if existing is not None:
             log.info(
                 "%s: order %s already exists (%s); not sending it again",

@@ -184,8 +184,8 @@ class CcxtVenue(_Base):
     def fetch_open_orders(self, symbol: str) -> list[Order]:
         return self._run(self.flows.fetch_open_orders(symbol))
 
-    def create_order(self, req: OrderRequest) -> Order:
-        return self._run(self.flows.create_order(req))
+    def create_order(self, req: OrderRequest, *, fresh: bool = False) -> Order:
+        return self._run(self.flows.create_order(req, fresh))
 
     def cancel_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -290,8 +290,8 @@ class AsyncCcxtVenue(_Base):
     async def fetch_open_orders(self, symbol: str) -> list[Order]:
         return await self._run(self.flows.fetch_open_orders(symbol))
 
-    async def create_order(self, req: OrderRequest) -> Order:
-        return await self._run(self.flows.create_order(req))
+    async def create_order(self, req: OrderRequest, *, fresh: bool = False) -> Order:
+        return await self._run(self.flows.create_order(req, fresh))
 
     async def cancel_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None

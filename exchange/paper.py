@@ -147,7 +147,7 @@ class PaperVenue:
                 self._order(o) for o in sorted(self.account.open_orders(symbol), key=lambda o: o.order_id)
             ]
 
-    def create_order(self, req: OrderRequest) -> Order:
+    def create_order(self, req: OrderRequest, *, fresh: bool = False) -> Order:
         market = self._market(req.symbol)
         ref = req.price if req.type == "limit" else (req.price or self.data.fetch_last_price(req.symbol))
         req = prepare_order(req, market, self.name, ref)

@@ -110,7 +110,9 @@ class Executor:
         req = OrderRequest(self.pair, d.side, "market" if d.market else "limit", d.amount,  # type: ignore[arg-type]
                            it.client_id, d.price)
         try:
-            order = self.venue.create_order(req)
+            # Fresh: add_intent just made (or revived after the venue proved it never took it) this
+            # client id, and the cycle's sync settled every intent in doubt before deciding.
+            order = self.venue.create_order(req, fresh=True)
         except (InvalidOrderError, InsufficientFundsError) as e:
             self.store.set_status(it.client_id, REJECTED, now_ms, reason=e.problem)
             self._refused[(d.slot, d.side, d.price, d.amount)] = bar_ts

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS intents(
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS intents_by_status ON intents(pair, status);
+CREATE INDEX IF NOT EXISTS intents_by_venue_id ON intents(pair, venue_order_id);
 CREATE TABLE IF NOT EXISTS fills(
     fill_id TEXT PRIMARY KEY,
     client_id TEXT NOT NULL REFERENCES intents(client_id),

@@ -79,6 +79,17 @@ class OrderSync:
             self.store.set_metas({self.pending_key: "0", self._synced_key: str(now_ms)})
         return rep
 
+    def sync_trades(self, now_ms: int) -> SyncReport:
+        """Only rule 4: record the trades since the last sync. Enough when every active intent is an
+        acknowledged resting limit order and the only change the venue can have made is a fill (a
+        candle reached one): a fill closes its intent as soon as the trades cover its amount. The
+        caller still runs a full `sync` periodically (`live.full_sync_every_bars`) for anything else
+        (orders the exchange cancelled on its own, orphans)."""
+        rep = SyncReport()
+        self._record_trades(now_ms, rep)
+        self.store.set_metas({self._synced_key: str(now_ms)})
+        return rep
+
     # ---- 1. intents in doubt --------------------------------------------------------------------
 
     def _resolve_unresolved(self, now_ms: int, rep: SyncReport) -> None:

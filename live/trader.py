@@ -165,10 +165,13 @@ class PairTrader:
             since = self.window.last_ts + self.bar_ms if self.window.last_ts is not None else now_ms - 4 * self.bar_ms
             self.window.extend_rows(fetch_new_rows(self.venue, self.pair, self.active.base_timeframe, since))
         bars = [b for b in self.window.ts_after(self.last_bar) if b + self.bar_ms <= now_ms]
-        if self._needs_sync(bars):
+        sync = self._needs_sync(bars)
+        if sync == "full":
             self.sync.sync(now_ms)
             self._bars_since_sync = 0
         else:
+            if sync == "trades":
+                self.sync.sync_trades(now_ms)
             self._bars_since_sync += len(bars)
         stale = self.watchdog.check(self.pair, self.window.last_ts, now_ms)
         if not bars:
@@ -197,22 +200,27 @@ class PairTrader:
         return CycleReport(self.pair, bar_ts, raw, prob, self.engine.active_regime, decided, len(applied), ex,
                            stale, decision_ms)
 
-    def _needs_sync(self, bars: list[int]) -> bool:
-        """False only when the exchange cannot have changed any of our orders since the last sync:
-        every order was acknowledged, rests as a limit, and no new candle reached its price (the
-        fill model with touch-fills, so a touch counts) — and the last full sync is recent enough."""
+    def _needs_sync(self, bars: list[int]) -> str | None:
+        """Which sync the cycle needs: None when the exchange cannot have changed any of our orders
+        since the last sync: every order was acknowledged, rests as a limit, and no new candle reached
+        its price (the fill model with touch-fills, so a touch counts) — and the last full sync is
+        recent enough. "trades" when, that otherwise true, a candle reached an order: a fill is the
+        only change, and the trades tell it. "full" for anything else."""
         if not bars or self._bars_since_sync + len(bars) >= self.full_sync_every_bars:
-            return True
+            return "full"
         if self.store.get_meta(self.sync.pending_key) == "1":
-            return True
+            return "full"
         rows = [self.window.row(b) for b in bars]
+        need = None
         for it in self.store.active_intents(self.pair):
             if it.status != OPEN or it.engine.market:
-                return True
+                return "full"
             for r in rows:
-                if r is None or fill_time(it.is_buy, it.price, r[0], r[1], r[2], r[3], True) >= 0.0:
-                    return True
-        return False
+                if r is None:
+                    return "full"
+                if need is None and fill_time(it.is_buy, it.price, r[0], r[1], r[2], r[3], True) >= 0.0:
+                    need = "trades"
+        return need
 
     def _book_fills(self, before_ms: int) -> list[str]:
         """Book the fills that happened before `before_ms` into the engine, in time order.
