@@ -219,6 +219,9 @@ _SIDE_STR = pd.array(["sell", "buy"], dtype="str")
 
 
 def fills_frame(log: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+    # one compact column-major copy of the used rows; the frame's float columns are views of it
+    # (no second copy per column, and nothing of the log's spare capacity stays referenced)
+    log = np.ascontiguousarray(log.T).T
     bar = log[:, L_BAR].astype(np.int64)
     if len(bar):  # string columns taken from two tiny string arrays: no Python object per fill
         side = _SIDE_STR.take((log[:, L_SIDE] > 0).astype(np.int64))
@@ -241,7 +244,7 @@ def fills_frame(log: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         "avg_entry_after": log[:, L_AVG_ENTRY],
         "taker": log[:, L_TAKER] > 0.5,
         "regime": log[:, L_REGIME].astype(np.int64),
-    })
+    }, copy=False)
 
 
 def _one(bars: Bars, table: np.ndarray, rules_arr: np.ndarray, sets: np.ndarray, capital: float,
