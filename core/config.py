@@ -111,10 +111,14 @@ class ModelConfig(Section):
     n_estimators: Annotated[int, Field(ge=10, le=10_000)] = 400
     learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
     num_leaves: Annotated[int, Field(ge=2, le=1024)] = 31
+    # Histogram bins per feature (LightGBM's default is 255); fewer train faster (models/classifier.py).
+    max_bin: Annotated[int, Field(ge=4, le=1023)] = 63
     # Rounds without improvement of the validation balanced error before LightGBM stops. On BTC/ETH
     # 5m 2023, 30 stopped one fold after 8 rounds where 100 went on to 162 (models/README.md).
     early_stopping_rounds: Annotated[int, Field(ge=1, le=1000)] = 100
     random_state: int = 42
+    # Cores for training: the CV fold models and the final model are fitted side by side, one
+    # LightGBM thread each (a multi-threaded fit on a busy 2-core box was 10x slower).
     n_jobs: Annotated[int, Field(ge=1, le=64)] = 2
 
 
@@ -217,7 +221,8 @@ class TuningConfig(Section):
     # Trials per study (one study per regime, plus the static grid and static DCA baselines).
     n_trials: Annotated[int, Field(ge=1, le=1_000_000)] = 200
     seed: int = 42
-    # Threads the backtests of one trial batch run on (numba releases the GIL).
+    # Cores: the studies run side by side in this many worker processes (pipeline/tune_procs.py);
+    # `aiotrade tune --worker` uses them as backtest threads of its one process.
     n_jobs: Annotated[int, Field(ge=1, le=64)] = 2
     # Empty: a local journal file under mlruns/optuna/. Or an RDB URL (postgresql://...).
     storage: str | None = None

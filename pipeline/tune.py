@@ -87,6 +87,11 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def batch_size(threads: int) -> int:
+    """Trials per batch: enough to keep every thread busy per window, few enough for TPE to learn between."""
+    return max(4, 4 * threads)
+
+
 def make_sampler(seed: int, n_trials: int) -> optuna.samplers.TPESampler:
     return optuna.samplers.TPESampler(
         seed=seed, multivariate=True, constant_liar=True, n_startup_trials=max(5, min(20, n_trials // 5))
@@ -117,9 +122,11 @@ def regime_active_bars(data: TuningData, regime: int) -> int:
 class Objective:
     """Scores batches of trials of one study window by window; knows nothing of storage or processes."""
 
-    def __init__(self, data: TuningData, spec: StudySpec, cfg: Config) -> None:
+    def __init__(self, data: TuningData, spec: StudySpec, cfg: Config, threads: int | None = None) -> None:
         self.data, self.spec, self.cfg = data, spec, cfg
         self.sizing = sizing_for(data)
+        # Backtest threads per batch; 1 in a worker process (pipeline.tune_procs: processes share the cores).
+        self.threads = cfg.tuning.n_jobs if threads is None else threads
 
     def params_of(self, p: dict[str, Any]) -> RegimeParams | None:
         return to_regime_params(p, self.sizing, self.cfg.strategy)
@@ -138,7 +145,7 @@ class Objective:
         if todo:
             tables = [self.table(params[i]) for i in todo]  # type: ignore[arg-type]
             ms = window_metrics(self.data, self.data.folds[window_index], tables, self.spec.with_regimes,
-                                self.cfg.tuning.n_jobs)
+                                self.threads)
             for i, per_pair in zip(todo, ms, strict=True):
                 out[i] = (window_score(per_pair, self.cfg.tuning), window_fills(per_pair)) if per_pair else (0.0, 0)
         return out

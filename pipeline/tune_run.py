@@ -52,8 +52,10 @@ class TuningResult:
 
 
 def batch_size(n_jobs: int) -> int:
-    """Trials per batch: enough to keep every thread busy per window, few enough for TPE to learn between."""
-    return max(4, 4 * n_jobs)
+    """Trials per batch of one process with `n_jobs` backtest threads (see pipeline.tune.batch_size)."""
+    from pipeline.tune import batch_size as _batch_size
+
+    return _batch_size(n_jobs)
 
 
 def tune_policy(
@@ -64,41 +66,52 @@ def tune_policy(
     context: dict | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> TuningResult:
-    """Tune every regime and both baselines; `context` is stored on each study for `--worker` processes."""
+    """Tune every regime and both baselines; `context` is stored on each study for `--worker` processes.
+
+    The studies run side by side on `tuning.n_jobs` worker processes (pipeline.tune_procs), each
+    study in one process with its own seed, so the result does not depend on the number of processes."""
+    from pipeline.tune_procs import Task, run_tasks
+
     url = resolve_storage(storage if storage is not None else cfg.tuning.storage)
     st = open_storage(url)
     n_trials = cfg.tuning.n_trials
-    outcomes: list[StudyOutcome] = []
+    outcomes: dict[str, StudyOutcome] = {}
+    studies, tasks = {}, []
     for idx, spec in enumerate(study_specs(data.regime_names)):
         name = f"{prefix}.{spec.key}"
-        objective = Objective(data, spec, cfg)
-        active = None
-        if spec.regime is not None:
-            active = regime_active_bars(data, spec.regime)
-            if active < cfg.tuning.min_regime_bars:
-                why = ("the model never predicts this regime (with the hysteresis) in the tuning windows"
-                       if active == 0 else
-                       f"the regime is active on only {active} bars of the tuning windows "
-                       f"(< tuning.min_regime_bars = {cfg.tuning.min_regime_bars})")
-                log.warning("%s: %s; %s", spec.key, why, FALLBACK_NOTE)
-                outcomes.append(StudyOutcome(spec, name, SAFE_DEFAULT, None, None, active_bars=active,
-                                             fallback=f"{why}; {FALLBACK_NOTE}"))
-                continue
-        study = open_study(st, url, name, spec, cfg, seed=cfg.tuning.seed + idx)
+        active = regime_active_bars(data, spec.regime) if spec.regime is not None else None
+        if active is not None and active < cfg.tuning.min_regime_bars:
+            why = ("the model never predicts this regime (with the hysteresis) in the tuning windows"
+                   if active == 0 else
+                   f"the regime is active on only {active} bars of the tuning windows "
+                   f"(< tuning.min_regime_bars = {cfg.tuning.min_regime_bars})")
+            log.warning("%s: %s; %s", spec.key, why, FALLBACK_NOTE)
+            outcomes[spec.key] = StudyOutcome(spec, name, SAFE_DEFAULT, None, None, active_bars=active,
+                                              fallback=f"{why}; {FALLBACK_NOTE}")
+            continue
+        seed = cfg.tuning.seed + idx
+        studies[spec.key] = (open_study(st, url, name, spec, cfg, seed=seed), active)
         if context is not None:
             with storage_errors(url):
-                store_context(study, spec, cfg, context)
+                store_context(studies[spec.key][0], spec, cfg, context)
+        tasks.append(Task(name, spec, seed, n_trials))
 
-        def progress(k: int, key: str = spec.key, s=study) -> None:
-            if on_progress:
-                on_progress(key, min(n_trials, len(s.get_trials(deepcopy=False))), n_trials)
+    def progress(task: Task) -> None:
+        if on_progress:
+            s = studies[task.spec.key][0]
+            on_progress(task.spec.key, min(n_trials, len(s.get_trials(deepcopy=False))), n_trials)
 
+    with storage_errors(url):
+        results = run_tasks(tasks, data, cfg, url, cfg.tuning.n_jobs, progress)
+    for r in results:
+        spec = r.task.spec
+        study, active = studies[spec.key]
         with storage_errors(url):
-            wall_s, optuna_s = run_trials(study, objective, n_trials, batch_size(cfg.tuning.n_jobs), progress)
-            rp, value, number, why = best_of(study, objective)
+            rp, value, number, why = best_of(study, Objective(data, spec, cfg))
             trials = study.get_trials(deepcopy=False)
         outcome = StudyOutcome(
-            spec, name, rp, value, number, active_bars=active, trial_seconds=wall_s, sampler_seconds=optuna_s,
+            spec, r.task.study_name, rp, value, number, active_bars=active, trial_seconds=r.wall_s,
+            sampler_seconds=r.optuna_s,
             n_complete=sum(t.state.name == "COMPLETE" for t in trials),
             n_pruned=sum(t.state.name == "PRUNED" for t in trials),
             values=[float(t.value) for t in trials if t.value is not None],
@@ -106,12 +119,13 @@ def tune_policy(
         if why:
             outcome.fallback = why + (f"; {FALLBACK_NOTE}" if spec.regime is not None else "")
             log.warning("%s: %s", spec.key, outcome.fallback)
-        outcomes.append(outcome)
-    rows = {o.spec.regime: o.params for o in outcomes if o.spec.regime is not None}
+        outcomes[spec.key] = outcome
+    ordered = [outcomes[spec.key] for spec in study_specs(data.regime_names)]
+    rows = {o.spec.regime: o.params for o in ordered if o.spec.regime is not None}
     policy = Policy(regimes=rows, min_dwell_bars=cfg.strategy.min_dwell_bars,
                     min_regime_probability=cfg.strategy.min_regime_probability)
-    by_key = {o.spec.key: o for o in outcomes}
-    return TuningResult(policy, by_key["static-grid"].params, by_key["static-dca"].params, outcomes, url, prefix)
+    by_key = {o.spec.key: o for o in ordered}
+    return TuningResult(policy, by_key["static-grid"].params, by_key["static-dca"].params, ordered, url, prefix)
 
 
 def store_context(study, spec: StudySpec, cfg: Config, context: dict) -> None:
