@@ -6,6 +6,7 @@ the very same stack in-process. Safety rules enforced here:
 - A state DB remembers the mode and exchange it was used with; mixing paper and live state (or two
   exchanges) in one DB is refused.
 - No champion policy, or one trained for other pairs/timeframes: a clear error before anything starts.
+- Real orders with a grid whose step is below the round-trip fees (every round trip loses money): refused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from core.config import Config
 from core.errors import ConfigError
+from core.market_rules import venue_fees
 from core.secrets import Credentials, load_credentials
 from exchange.ccxt_venue import CcxtVenue
 from exchange.paper import PaperVenue
@@ -27,6 +29,7 @@ from live.clock import Clock, FollowingClock, WallClock
 from live.policy_source import ActivePolicy, StaticPolicy, check_compatible
 from live.runner import PolicyFeed, Runner
 from live.state import StateStore
+from strategies.grid_profit import refuse_losing_grids
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ def build_runner(cfg: Config, opts: LiveOptions, confirm: Callable[[str], bool] 
     creds = check_live_allowed(cfg, opts, confirm)
     mode = "live" if creds is not None else "paper"
     active, feed = load_policy(cfg, opts)
+    if mode == "live":  # real money: refuse a grid that loses on every round trip, as Binance's grid bot does
+        maker_fee, _ = venue_fees(cfg.exchange.name, cfg.exchange.maker_fee_pct, cfg.exchange.taker_fee_pct)
+        refuse_losing_grids(active.policy, maker_fee, where="strategy" if opts.static else f"policy {active.version}")
     store = open_state(cfg, opts, mode)
     venue = make_venue(cfg, creds, opts.state_db or cfg.live.state_db)
     clock: Clock = FollowingClock(venue.fetch_time_ms, poll_s=0.02) if opts.follow_exchange_clock else WallClock()

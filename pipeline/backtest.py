@@ -8,7 +8,9 @@ Per pair the same candles run through:
 Capital per pair, exposure, drawdown kill switch and daily loss limit come from `[risk]`; exchange
 rules from `core.market_rules` (venue filters for known pairs, fee overrides from `[exchange]`).
 A grid or DCA the capital cannot carry at full depth is refused before anything runs, with the
-minimum capital in the message.
+minimum capital in the message. A grid whose step is below the round-trip fees is only warned about
+(logged and kept in `PairResult.warnings` for the CLI): every round trip loses money, but a user may
+want to study exactly that.
 
 Hook for registered policies: `resolve_policy(spec)` turns `--policy` into a Policy and a regime
 source; a TOML file works today, `models:/NAME@ALIAS` is for the registry bundle to plug in.
@@ -17,6 +19,7 @@ source; a TOML file works today, `models:/NAME@ALIAS` is for the registry bundle
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,10 +33,13 @@ from core.config import Config
 from core.errors import ConfigError, DataError
 from core.market_rules import MarketRules, default_rules
 from core.store import CandleStore, pair_dir
+from strategies.grid_profit import losing_grids, typical_atr_frac
 from strategies.metrics import buy_and_hold
 from strategies.policy import Policy, check_funds, load_policy_file
 from strategies.risk import RunSettings
 from strategies.simulator import Bars, simulate
+
+log = logging.getLogger(__name__)
 
 # (pair, candles) -> (raw regime id per bar, probability per bar or None)
 RegimeSource = Callable[[str, pd.DataFrame], tuple[np.ndarray, np.ndarray | None]]
@@ -55,6 +61,7 @@ class PairResult:
     rules: MarketRules
     settings: RunSettings
     runs: list[Run] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a grid that loses money on every round trip
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ def run_backtest(cfg: Config, req: BacktestRequest, store_root: str | Path) -> l
         for label, pol in plan:  # refuse what the capital cannot carry, before anything runs
             check_funds(pol, rules, base, ref_price, share, where="strategy" if pol is not req.policy else label)
         bars = Bars.from_frame(candles)
-        res = PairResult(pair, candles, rules, base)
+        res = PairResult(pair, candles, rules, base, warnings=_grid_fee_warnings(plan, req, pair, candles, rules))
         for label, pol in plan:
             regimes = probs = None
             if pol is req.policy and req.regimes is not None:
@@ -163,6 +170,23 @@ def run_backtest(cfg: Config, req: BacktestRequest, store_root: str | Path) -> l
         res.runs.append(Run("buy & hold", m, eq))
         results.append(res)
     return results
+
+
+def _grid_fee_warnings(plan: list[tuple[str, Policy]], req: BacktestRequest, pair: str, candles: pd.DataFrame,
+                       rules: MarketRules) -> list[str]:
+    """A warning per grid whose round trips lose money after fees (maker fee on both legs). An ATR-sized
+    range is judged with the median ATR of these candles: its real width is known only when it arms."""
+    hlc = [candles[k].to_numpy(dtype=np.float64) for k in ("high", "low", "close")]
+    out = []
+    for label, pol in plan:
+        where = "strategy" if pol is not req.policy else label
+        found = losing_grids(pol, rules.maker_fee, where, float(hlc[2][0]),
+                             lambda n: typical_atr_frac(*hlc, n), rules.tick_size)
+        out += [f"{pair}: {problem}; {fix}" for problem, fix in found]
+    out = list(dict.fromkeys(out))  # the config's grid can be both the tested run and a baseline
+    for text in out:
+        log.warning(text)
+    return out
 
 
 def fmt_ms(ms: int | None) -> str:

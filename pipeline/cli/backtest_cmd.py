@@ -34,6 +34,8 @@ def backtest(
     plots: Annotated[bool, typer.Option(help="Write PNG plots (always with --mlflow).")] = False,
 ) -> None:
     """Backtest on stored candles: summary with baselines, trades and equity files, optional MLflow."""
+    from rich.markup import escape
+
     from core.errors import ConfigError
     from pipeline.backtest import (
         BacktestRequest,
@@ -79,6 +81,9 @@ def backtest(
              f"capital {results[0].settings.capital_quote:,.2f} per pair")
     for table in summary_tables(results, title):
         _out.print(table)
+    for res in results:  # after the tables, where the eye lands: this explains a 0% win rate
+        for text in res.warnings:
+            _out.print(f"[yellow]warning: {escape(text)}[/]")
     _out.print(f"wrote {len(files)} files to {out_dir}")
     if mlflow:
         params = {"pairs": ",".join(pairs), "exchange": req.exchange, "timeframe": req.timeframe,

@@ -49,6 +49,7 @@ def test_backtest_prints_baselines_and_writes_the_simulators_trades(cli, tmp_pat
     assert code == 0, err
     for label in ("grid (config)", "dca (static)", "buy & hold", "max drawdown", "Sharpe", "Calmar"):
         assert label in out
+    assert "warning:" not in out  # the default grid (0.5% geometric) clears the 0.2% of round-trip fees
     trades = pd.read_csv(tmp_path / "bt" / "BTC_USDT" / "trades.csv")
     equity = pd.read_parquet(tmp_path / "bt" / "BTC_USDT" / "equity.parquet")
     summary = json.loads((tmp_path / "bt" / "summary.json").read_text())
@@ -79,6 +80,24 @@ def test_bad_config_gives_one_clear_message(cli, tmp_path, section, text, needle
     code, out, err = cli("-c", str(cfg), "-p", "BTC/USDT", *RANGE)
     flat = " ".join(err.split())
     assert code == 2 and needle in flat and "Traceback" not in err, err
+
+
+def test_a_grid_finer_than_the_fees_is_warned_about_and_still_runs(cli, tmp_path, caplog):
+    """k = 3 x ATR with 12 levels on 5m BTC: steps of ~0.07% against 0.2% of fees, a 0% win rate."""
+    cfg = tmp_path / "fine.toml"
+    cfg.write_text("[strategy.grid]\nlevels = 12\nrange_atr_mult = 3.0\n")
+    with caplog.at_level("WARNING", logger="pipeline.backtest"):
+        code, out, err = cli("-c", str(cfg), "-p", "BTC/USDT", *RANGE, "--out", "bt")
+    flat = " ".join(out.split())
+    assert code == 0, err
+    assert ("warning: BTC/USDT: strategy.grid.levels (range +/-3 x ATR(14)): grid profit per round trip after "
+            "fees is -0.") in flat
+    assert "< fees 0.20%): every grid round trip loses money" in flat
+    assert "widen the range or use fewer levels (at most" in flat
+    assert [r.getMessage() for r in caplog.records if "every grid round trip loses money" in r.getMessage()]
+    summary = json.loads((tmp_path / "bt" / "summary.json").read_text())
+    grid = next(r for r in summary if r["run"] == "grid (config)")
+    assert grid["cycles"] > 0 and grid["win_rate"] == 0.0  # what the warning is about, on the same run
 
 
 @pytest.mark.parametrize("args, needle", [
