@@ -21,7 +21,7 @@ from strategies.jit import engine_jit
 _POW10 = np.array([10.0**k for k in range(23)])
 
 
-@engine_jit(inline="always")
+@engine_jit()
 def round_decimals(x: float, ndigits: int) -> float:
     """Python's round(x, ndigits) as numba computes it, for 0 <= ndigits <= 22 (others: numba's own)."""
     if ndigits < 0 or ndigits > 22 or math.isinf(x) or math.isnan(x):
@@ -33,13 +33,13 @@ def round_decimals(x: float, ndigits: int) -> float:
     return np.rint(y) / p
 
 
-@engine_jit(inline="always")
+@engine_jit()
 def tick_price(price: float, rules: np.ndarray, is_buy: bool) -> float:
     """core.market_rules.tick_price: on the tick grid (buys down, sells up), without float noise."""
     return round_decimals(round_price(price, rules[R_TICK], is_buy), int(rules[R_TICK_DEC]))
 
 
-@engine_jit(inline="always")
+@engine_jit()
 def lot_amount(amount: float, rules: np.ndarray) -> float:
     """core.market_rules.lot_amount: truncated to the lot grid, without float noise."""
     return round_decimals(floor_to_step(amount, rules[R_LOT]), int(rules[R_LOT_DEC]))
