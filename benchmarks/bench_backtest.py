@@ -101,6 +101,7 @@ def _time(fn, repeats: int = 5) -> tuple[float, float]:
 
 
 def engine_speed(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    from strategies.layout import I_N_DECISIONS, I_N_FILLS
     from strategies.metrics import new_stats
     from strategies.simulator import Bars, _inputs, run_loop, simulate
     from strategies.state import EngineState
@@ -113,7 +114,7 @@ def engine_speed(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     for name, pol, reg in (("grid 20 + DCA depth 8, daily regime switch", policy, regimes),
                            ("grid 20 levels only", grid, None), ("DCA depth 8 only", dca, None)):
         table, sets, r, p = _inputs(pol, settings, len(bars), reg, None)
-        n_fills = [0]
+        n_fills = [0, 0]
 
         def once(table=table, sets=sets, r=r, p=p, n_fills=n_fills):
             s = EngineState.new(settings.capital_quote)
@@ -121,13 +122,13 @@ def engine_speed(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
             run_loop(bars.ts, bars.open, bars.high, bars.low, bars.close, r, p, table, rules_arr, sets, s.sf, s.si,
                      s.grid, s.legacy, s.orders, no_log, new_stats(settings.capital_quote), empty, empty,
                      np.empty(0, dtype=np.int64))
-            n_fills[0] = int(s.si[21])
+            n_fills[0], n_fills[1] = int(s.si[I_N_FILLS]), int(s.si[I_N_DECISIONS])
 
         once()  # compile or load from cache
         wall, cpu = _time(once)
         out[name] = (len(bars) / wall, len(bars) / cpu)
         print(f"  {name:<45} {len(bars) / wall / 1e6:6.1f} M candles/s wall, {len(bars) / cpu / 1e6:6.1f} M/s CPU"
-              f"  ({n_fills[0]:,} fills)")
+              f"  ({n_fills[0]:,} fills, {n_fills[1]:,} closes re-decided)")
     wall, cpu = _time(lambda: simulate(bars, policy, rules, settings, regimes), repeats=3)
     print(f"  {'same policy via simulate() (curve + fills + metrics)':<45} {len(bars) / wall / 1e6:6.1f} M candles/s "
           f"wall, {len(bars) / cpu / 1e6:6.1f} M/s CPU")
