@@ -5,8 +5,11 @@
 1. Trials/s for the first 500 trials of one regime study on Binance BTC/USDT 5m 2023 (104,816 bars from
    ../shared): 3 walk-forward tuning windows over the first 75% (each trial backtests ~79k bars unless
    the median pruner stops it after a window), the default local journal storage, TPE multivariate.
-   Goal: >= 50 trials/s per core. Measured with 1 and 2 threads (`tuning.n_jobs`); Optuna's own time
-   (ask/tell, TPE sampling, pruning checks, storage writes) is reported separately from the backtests.
+   Goal: >= 50 trials/s per core. Measured in 1 process, in 1 process with 2 backtest threads (Optuna's
+   own work stays on one core: the GIL), and in 2 worker processes sharing the study through the
+   journal (`pipeline.tune_procs`, what `tuning.n_jobs` = 2 does in `aiotrade train`; forked after the
+   warm-up, the wall includes starting them). Optuna's own time (ask/tell, TPE sampling, pruning
+   checks, storage writes) is reported separately from the backtests; CPU time beside the wall.
    The regime series is a stand-in for the model's out-of-fold predictions (the sign of the trailing
    day's return: up / down / flat), so the benchmark needs no training; it decides which bars the
    study's regime trades, not the cost of a backtest bar.
@@ -53,25 +56,38 @@ def _data(n_jobs: int):
                            folds, holdout), len(df)
 
 
-def bench_trials(n_jobs: int, journal: Path) -> dict[str, float]:
+def bench_trials(n_jobs: int, journal: Path, processes: bool = False) -> dict[str, float]:
+    """The first N_TRIALS trials of one study: in this process on `n_jobs` backtest threads, or
+    (`processes`) on `n_jobs` worker processes of one thread each, sharing the study via the journal."""
     import optuna
 
-    from pipeline.tune import Objective, StudySpec, open_study, run_trials
-    from pipeline.tune_run import batch_size
+    from pipeline.tune import Objective, StudySpec, batch_size, open_study, run_trials
+    from pipeline.tune_procs import Task, run_tasks
     from pipeline.tuning_storage import open_storage
 
     cfg, data, n_bars = _data(n_jobs)
     spec = StudySpec("regime-2-flat", regime=2)
     url = f"journal:{journal}"
-    study = open_study(open_storage(url), url, f"bench-{n_jobs}", spec, cfg, seed=cfg.tuning.seed)
-    objective = Objective(data, spec, cfg)
-    run_trials(study, objective, 8, batch_size(n_jobs))  # numba compile / cache load, outside the timing
-    wall, optuna_s = run_trials(study, objective, N_TRIALS + 8, batch_size(n_jobs))
+    name = f"bench-{n_jobs}{'p' if processes else 't'}"
+    study = open_study(open_storage(url), url, name, spec, cfg, seed=cfg.tuning.seed)
+    threads = 1 if processes else n_jobs
+    objective = Objective(data, spec, cfg, threads=threads)
+    run_trials(study, objective, 8, batch_size(threads))  # numba compile / cache load, outside the timing
+    t0, c0 = time.perf_counter(), time.process_time()
+    if processes:
+        tasks = [Task(name, spec, cfg.tuning.seed + 1000 * i, N_TRIALS + 8) for i in range(n_jobs)]
+        results = run_tasks(tasks, data, cfg, url, n_jobs)
+        wall, optuna_s = time.perf_counter() - t0, sum(r.optuna_s for r in results)
+        cpu = time.process_time() - c0 + sum(r.cpu_s + r.init_cpu_s for r in results)
+    else:
+        wall, optuna_s = run_trials(study, objective, N_TRIALS + 8, batch_size(threads))
+        cpu = time.process_time() - c0
     trials = study.get_trials(deepcopy=False)[8:]
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     tuning_bars = sum(len(data.slice(p, w).bars) for p in data.pairs for w in data.folds)
     return {"n_bars": n_bars, "tuning_bars": tuning_bars, "trials": len(trials), "pruned": pruned,
-            "wall_s": wall, "optuna_s": optuna_s}
+            "wall_s": wall, "optuna_s": optuna_s, "cpu_s": cpu,
+            "numbers_unique": len({t.number for t in study.get_trials(deepcopy=False)}) == len(study.get_trials())}
 
 
 def bench_train() -> float | None:
@@ -92,22 +108,27 @@ def bench_train() -> float | None:
 
 
 def main() -> None:
+    print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+          f"on {os.cpu_count()} cores")
     if not YEAR_5M.is_file():
         print(f"skipped tuning throughput: {YEAR_5M} not found (needs ../shared)")
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            for n_jobs in (1, 2):
-                r = bench_trials(n_jobs, Path(tmp) / f"journal-{n_jobs}.log")
+            for n_jobs, processes in ((1, False), (2, False), (2, True)):
+                how = f"{n_jobs} process(es) x 1 thread" if processes or n_jobs == 1 else f"1 process x {n_jobs} threads"
+                r = bench_trials(n_jobs, Path(tmp) / f"journal-{n_jobs}{processes}.log", processes)
                 per_s = r["trials"] / r["wall_s"]
-                objective_s = r["wall_s"] - r["optuna_s"]
-                print(f"tuning, {n_jobs} thread(s): {r['trials']} trials ({r['pruned']} pruned) on {r['n_bars']:,} bars "
+                objective_s = r["wall_s"] * (n_jobs if processes else 1) - r["optuna_s"]
+                print(f"tuning, {how}: {r['trials']} trials ({r['pruned']} pruned) on {r['n_bars']:,} bars "
                       f"({r['tuning_bars']:,} in the tuning windows) in {r['wall_s']:.1f} s = {per_s:.1f} trials/s "
-                      f"= {per_s / n_jobs:.1f} per core (goal >= {GOAL_PER_CORE:.0f}: {per_s / n_jobs / GOAL_PER_CORE:.2f}x)")
+                      f"= {per_s / n_jobs:.1f} per core (goal >= {GOAL_PER_CORE:.0f}: {per_s / n_jobs / GOAL_PER_CORE:.2f}x); "
+                      f"CPU {r['cpu_s']:.1f} s = {r['trials'] / r['cpu_s']:.1f} trials per CPU-second (what a free "
+                      f"core would give); trial numbers unique: {r['numbers_unique']}")
                 print(f"  Optuna's own time (TPE sampling, ask/tell, pruning, journal): {r['optuna_s']:.1f} s = "
-                      f"{1000 * r['optuna_s'] / r['trials']:.1f} ms/trial ({100 * r['optuna_s'] / r['wall_s']:.0f}% of the wall)")
-                print(f"  backtests alone: {objective_s:.1f} s = {r['trials'] / objective_s:.1f} trials/s = "
-                      f"{r['trials'] / objective_s / n_jobs:.1f} per core")
+                      f"{1000 * r['optuna_s'] / r['trials']:.1f} ms/trial"
+                      + (" (summed over the processes)" if processes else f" ({100 * r['optuna_s'] / r['wall_s']:.0f}% of the wall)"))
+                print(f"  backtests and the rest: {objective_s:.1f} s = {1000 * objective_s / r['trials']:.1f} ms/trial")
     wall = bench_train()
     if wall is not None:
         print(f"aiotrade train on the bundled sample (default config): {wall:.1f} s wall "
-              f"(goal <= 120 s: {wall / 120:.2f}x of the budget)")
+              f"(goal <= 120 s: {wall / 120:.2f}x of the budget); load average now {os.getloadavg()[0]:.2f}")
