@@ -73,11 +73,12 @@ def quiet_run(i: int, ts: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarra
     has_reg, has_prob = regimes.shape[0] > 0, probs.shape[0] > 0
     start, eq = i, 0.0
     while i < end:
-        close = c[i]
-        if l[i] <= max_buy or h[i] >= min_sell or not (band_lo < close <= band_hi) or ts[i] >= day_end:
+        k = np.uint64(i)  # an unsigned index: no negative-index wraparound test per access
+        close = c[k]
+        if l[k] <= max_buy or h[k] >= min_sell or not (band_lo < close <= band_hi) or ts[k] >= day_end:
             break
-        raw = regimes[i] if has_reg else 0
-        prob = probs[i] if has_prob else 1.0
+        raw = regimes[k] if has_reg else 0
+        prob = probs[k] if has_prob else 1.0
         if not (raw < 0 or raw == active or prob < min_prob):
             break
         eq = cash + inv * close
@@ -89,9 +90,9 @@ def quiet_run(i: int, ts: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarra
             peak = eq
         st = stats_step(st, eq, cash, inv, inv_cost, held * close, close)
         if record:
-            equity[i] = eq
-            inv_out[i] = inv
-            active_out[i] = active
+            equity[k] = eq
+            inv_out[k] = inv
+            active_out[k] = active
         i += 1
     if i > start:
         si[I_BAR] = bar0 + (i - start)
