@@ -201,9 +201,14 @@ class StrategyConfig(Section):
     grid: GridConfig = GridConfig()
     dca: DcaConfig = DcaConfig()
     # Hysteresis against regime flapping: a new regime must hold this many bars and this
-    # probability before the policy switches to it.
+    # probability before the policy switches to it. Training stores both in the policy bundle (live
+    # and backtests use the bundle's) and prints how often each regime is armed with them. 0.35:
+    # with 4 classes under balanced weights a uniform guess is 0.25; on the sample's out-of-fold
+    # predictions 0.35 is about the 25th percentile of the top class's probability, so near-uniform
+    # guesses are ignored while every regime still arms about as often as it is predicted (0.5 armed
+    # trend_down on 3% of the bars against 10% predicted, and `range` on 77%).
     min_dwell_bars: Annotated[int, Field(ge=0, le=10_000)] = 3
-    min_regime_probability: Annotated[float, Field(ge=0, le=1)] = 0.5
+    min_regime_probability: Annotated[float, Field(ge=0, le=1)] = 0.35
     touch_fills: bool = False
 
 

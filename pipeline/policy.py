@@ -62,6 +62,7 @@ class PolicyState:
     table: list[EvalRow] | None = None
     bundle: PolicyBundle | None = None
     version: str | None = None  # the registered bundle version
+    hysteresis: dict[str, Any] | None = None  # the threshold against the out-of-fold probabilities
 
 
 def state(ctx: TrainContext) -> PolicyState:
@@ -123,6 +124,9 @@ def tune_regimes(ctx: TrainContext) -> None:
 
     cfg, st = ctx.config, state(ctx)
     st.data = tuning_data(cfg, ctx.candles, ctx.cv.oof)
+    st.hysteresis = hysteresis_report(cfg, st.data, ctx.cv.oof)
+    ctx.console.print(hysteresis_line(st.hysteresis))
+    mlflow.log_dict(st.hysteresis, "hysteresis.json")
     prefix = f"{cfg.mlflow.model_name}-{context_hash(cfg, ctx.fingerprint, st.data)}"
     storage = st.storage if st.storage is not None else cfg.tuning.storage
     payload = context_payload(cfg, ctx.fingerprint, st.data)
@@ -140,6 +144,37 @@ def tune_regimes(ctx: TrainContext) -> None:
         ctx.console.print(f"  [yellow]{key}: {why}[/]")
     mlflow.set_tags({"optuna_storage": describe_storage(st.result.storage), "optuna_prefix": prefix})
     log_study_runs(st.result, open_storage(st.result.storage))
+
+
+def hysteresis_report(cfg: Config, data: TuningData, oof: pd.DataFrame) -> dict[str, Any]:
+    """How the configured hysteresis treats the model's out-of-fold predictions: the spread of the top
+    class's probability, and per regime the share of bars it is predicted against the share it is
+    armed (what the tuner, the backtest and the live runner follow)."""
+    proba = oof[PROBA_COLUMNS].to_numpy(dtype=np.float64)
+    top = proba.max(axis=1)
+    predicted = np.bincount(proba.argmax(axis=1), minlength=len(REGIMES)) / max(1, len(proba))
+    armed = np.zeros(len(REGIMES))
+    for pair in data.pairs:
+        a = data.active(pair)
+        armed += np.bincount(a[a >= 0], minlength=len(REGIMES))[:len(REGIMES)]
+    armed = armed / max(1.0, armed.sum())
+    return {
+        "min_dwell_bars": cfg.strategy.min_dwell_bars,
+        "min_regime_probability": cfg.strategy.min_regime_probability,
+        "top_probability_quantiles": {f"p{int(q * 100)}": float(np.quantile(top, q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)},
+        "share_at_or_above_threshold": float(np.mean(top >= cfg.strategy.min_regime_probability)),
+        "predicted_share": {r: float(v) for r, v in zip(REGIMES, predicted, strict=True)},
+        "armed_share": {r: float(v) for r, v in zip(REGIMES, armed, strict=True)},
+    }
+
+
+def hysteresis_line(h: dict[str, Any]) -> str:
+    q = h["top_probability_quantiles"]
+    shares = ", ".join(f"{r} {100 * h['predicted_share'][r]:.0f}% -> {100 * h['armed_share'][r]:.0f}%" for r in REGIMES)
+    return (f"  hysteresis: min_regime_probability {h['min_regime_probability']:g}, min_dwell_bars "
+            f"{h['min_dwell_bars']}; out-of-fold top-class probability p25 {q['p25']:.2f}, median {q['p50']:.2f}, "
+            f"p75 {q['p75']:.2f} ({100 * h['share_at_or_above_threshold']:.0f}% of bars reach the threshold); "
+            f"bars predicted -> armed: {shares}")
 
 
 def evaluate_out_of_sample(ctx: TrainContext) -> None:
@@ -188,6 +223,7 @@ def evaluation_summary(cfg: Config, st: PolicyState) -> dict[str, Any]:
         "holdout": {"start_ms": data.holdout.start_ms, "stop_ms": data.holdout.stop_ms},
         "out_of_sample": {r.name: {k: float(v) for k, v in r.portfolio.items()} for r in rows},
         "adaptive_score": float(rows[0].portfolio[metric_key(cfg.tuning.metric)]),
+        "hysteresis": st.hysteresis or {},
     }
 
 

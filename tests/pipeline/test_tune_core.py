@@ -175,3 +175,47 @@ def test_the_worker_context_round_trips_the_predictions_and_keeps_no_password() 
         assert np.array_equal(_unpack(stored["probs"], np.float32).astype(np.float64),
                               p.probs.astype(np.float32).astype(np.float64))
     assert len(text) < 200_000  # two pairs x 6,000 bars: compact enough to store on every study
+
+
+def test_worker_processes_give_the_same_policy_as_one_process(tmp_path: Path) -> None:
+    """tuning.n_jobs = 2 runs the studies in two forked processes, each study with its own seed: the
+    result equals the single-process run, and every trial ran in a worker, not here."""
+    import os
+
+    one = tune_policy(_data(_cfg(n_trials=10, n_jobs=1)), _cfg(n_trials=10, n_jobs=1), prefix="t",
+                      storage=f"journal:{tmp_path / 'one.log'}")
+    url = f"journal:{tmp_path / 'two.log'}"
+    two = tune_policy(_data(_cfg(n_trials=10)), _cfg(n_trials=10), prefix="t", storage=url)
+    assert two.policy == one.policy
+    assert (two.static_grid, two.static_dca) == (one.static_grid, one.static_dca)
+    from pipeline.tuning_storage import open_storage
+
+    workers = {t.user_attrs["worker"] for s in open_storage(url).get_all_studies()
+               for t in open_storage(url).get_all_trials(s._study_id, deepcopy=False)}
+    assert workers and all(not w.endswith(f":{os.getpid()}") for w in workers)
+
+
+def test_the_hysteresis_report_counts_predicted_and_armed_bars() -> None:
+    import pandas as pd
+
+    from models.evaluate import PROBA_COLUMNS
+    from pipeline.policy import hysteresis_line, hysteresis_report
+
+    cfg = _cfg()
+    data = _data(cfg)
+    rows = []
+    for p in data.pairs:
+        known = p.regimes >= 0
+        proba = np.full((int(known.sum()), 4), 0.2 / 3)
+        proba[np.arange(len(proba)), p.regimes[known]] = 0.8
+        rows.append(pd.DataFrame(proba, columns=PROBA_COLUMNS))
+    h = hysteresis_report(cfg, data, pd.concat(rows, ignore_index=True))
+    assert h["min_regime_probability"] == cfg.strategy.min_regime_probability
+    assert h["top_probability_quantiles"]["p50"] == pytest.approx(0.8)
+    assert h["share_at_or_above_threshold"] == 1.0
+    assert sum(h["predicted_share"].values()) == pytest.approx(1.0)
+    assert sum(h["armed_share"].values()) == pytest.approx(1.0)
+    assert h["predicted_share"]["high_volatility"] == 0 and h["armed_share"]["high_volatility"] == 0
+    # armed = what the hysteresis (min_dwell_bars 3) makes of the predictions: close to, not equal to
+    assert abs(h["armed_share"]["range"] - h["predicted_share"]["range"]) < 0.05
+    assert "min_regime_probability 0.35" in hysteresis_line(h) and "range" in hysteresis_line(h)
