@@ -22,6 +22,7 @@ that calls this on a system without fork needs the `if __name__ == "__main__":` 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,6 +120,8 @@ def run_tasks(tasks: list[Task], data: TuningData, cfg: Config, url: str, n_proc
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     mp_context, init, args = _start_method(data, cfg, url)
+    sys.stdout.flush()  # a forked worker flushes its copy of the buffers when it ends: no text twice
+    sys.stderr.flush()
     with ProcessPoolExecutor(min(n_procs, len(tasks)), mp_context=mp_context, initializer=init,
                              initargs=args) as pool:
         futures = {pool.submit(_run_task, t): t for t in tasks}
