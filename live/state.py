@@ -304,16 +304,18 @@ class StateStore:
             )
             db.executemany("UPDATE fills SET applied = 1 WHERE fill_id = ?", [(f,) for f in applied_fill_ids])
 
-    def commit_cycle(self, pair: str, bar_ts: int, state: bytes, extra: dict[str, Any], applied_fill_ids: list[str],
+    def commit_cycle(self, pair: str, bar_ts: int, state: bytes, extra: dict[str, Any] | str, applied_fill_ids: list[str],
                      regime: tuple[str, float, str, dict[str, Any], str], close: float, close_ts: int,
                      now_ms: int, meta: dict[str, str] | None = None) -> None:
         """The end of a pair's cycle in ONE transaction: the engine state after bar `bar_ts`, the fills
-        it absorbed, the regime record, the equity snapshot at the bar's close, and runner meta."""
+        it absorbed, the regime record, the equity snapshot at the bar's close, and runner meta.
+        `extra`: a dict, or its JSON text already serialised by the caller."""
         predicted, prob, active, params, version = regime
+        extra_json = extra if isinstance(extra, str) else json.dumps(extra, sort_keys=True)
         with self.tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO engine(pair, bar_ts, state, extra_json, updated_ms) VALUES (?,?,?,?,?)",
-                (pair, bar_ts, state, json.dumps(extra, sort_keys=True), now_ms),
+                (pair, bar_ts, state, extra_json, now_ms),
             )
             db.executemany("UPDATE fills SET applied = 1 WHERE fill_id = ?", [(f,) for f in applied_fill_ids])
             db.execute("INSERT OR REPLACE INTO regimes VALUES (?,?,?,?,?,?,?)",

@@ -14,6 +14,7 @@ really rests on the venue sends only what is missing.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from live.guards import OrderRateLimiter, StaleDataWatchdog, apply_rules, withou
 from live.logs import log_event
 from live.policy_source import ActivePolicy, describe_params
 from live.reconcile import DesiredOrder, RestingOrder, diff_orders
-from live.state import OPEN, EngineRef, Fill, StateStore
+from live.state import OPEN, EngineRef, Fill, Intent, StateStore
 from live.sync import OrderSync
 from strategies.decide import switch_regime
 from strategies.engine import Engine, EngineOrder
@@ -75,6 +76,8 @@ class PairTrader:
         self._predict_error: str | None = None
         self.full_sync_every_bars = full_sync_every_bars
         self._bars_since_sync = 0
+        self._active_unsynced: list[Intent] | None = None  # active intents read by _needs_sync, no sync since
+        self._extra_json: tuple[Engine, np.ndarray, str, str] | None = None  # the saved params table, serialised
 
     # ---- start-up and restart -----------------------------------------------------------------
 
@@ -165,6 +168,7 @@ class PairTrader:
             since = self.window.last_ts + self.bar_ms if self.window.last_ts is not None else now_ms - 4 * self.bar_ms
             self.window.extend_rows(fetch_new_rows(self.venue, self.pair, self.active.base_timeframe, since))
         bars = [b for b in self.window.ts_after(self.last_bar) if b + self.bar_ms <= now_ms]
+        self._active_unsynced = None
         sync = self._needs_sync(bars)
         if sync == "full":
             self.sync.sync(now_ms)
@@ -212,7 +216,8 @@ class PairTrader:
             return "full"
         rows = [self.window.row(b) for b in bars]
         need = None
-        for it in self.store.active_intents(self.pair):
+        active = self.store.active_intents(self.pair)
+        for it in active:
             if it.status != OPEN or it.engine.market:
                 return "full"
             for r in rows:
@@ -220,6 +225,8 @@ class PairTrader:
                     return "full"
                 if need is None and fill_time(it.is_buy, it.price, r[0], r[1], r[2], r[3], True) >= 0.0:
                     need = "trades"
+        # Nothing synced: these are still the active intents when the plan is made (`_resting`).
+        self._active_unsynced = active if need is None else None
         return need
 
     def _book_fills(self, before_ms: int) -> list[str]:
@@ -291,8 +298,11 @@ class PairTrader:
         return ok
 
     def _resting(self) -> list[RestingOrder]:
+        active, self._active_unsynced = self._active_unsynced, None
+        if active is None:
+            active = self.store.active_intents(self.pair)
         return [RestingOrder(i.client_id, i.pair, i.side, i.price, i.remaining, i.slot, i.role)
-                for i in self.store.active_intents(self.pair) if i.status == OPEN and not i.engine.market]
+                for i in active if i.status == OPEN and not i.engine.market]
 
     def _pause_entries(self, why: str, now_ms: int) -> None:
         """No candle to decide on: keep the exits, cancel resting entries, say why (once per pause; the
@@ -329,6 +339,17 @@ class PairTrader:
             self.store.event(now_ms, "warning", "daily_limit", msg, self.pair)
         self._flags = flags
 
+    def _saved_extra(self) -> str:
+        """The engine row's extra JSON. The parameter table goes with the state: a restart under another
+        policy can retire this one. Serialised again only when the engine or its table changes."""
+        c = self._extra_json
+        if c is None or c[0] is not self.engine or c[2] != self.active.version \
+                or not np.array_equal(c[1], self.engine.params):
+            text = json.dumps({"policy_version": self.active.version, "params": self.engine.params.tolist()},
+                              sort_keys=True)
+            c = self._extra_json = (self.engine, self.engine.params.copy(), self.active.version, text)
+        return c[3]
+
     def _persist(self, bar_ts: int, applied: list[str], raw: int, prob: float, now_ms: int) -> None:
         active = self.engine.active_regime
         names = self.active.regime_names
@@ -337,8 +358,7 @@ class PairTrader:
                   describe_params(self.active, active), self.active.version)
         row = self.window.row(bar_ts)
         meta = {f"paused:{self.pair}": ""} if self.store.get_meta(f"paused:{self.pair}") else None
-        # The parameter table goes with the state: a restart under another policy can retire this one.
-        extra = {"policy_version": self.active.version, "params": self.engine.params.tolist()}
+        extra = self._saved_extra()
         self.store.commit_cycle(self.pair, bar_ts, engine_codec.encode(self.engine.state), extra, applied,
                                 regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta)
         self.last_bar = bar_ts

@@ -13,6 +13,7 @@ and the paper venue persists them. Accounts come from a small config (a dict or 
 from __future__ import annotations
 
 import tomllib
+from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,11 @@ class Account:
         self.changed_orders: set[int] = set()
         # Ids of the open orders, so matching and listings never scan the whole history.
         self._open: dict[int, None] = {}
+        # `trades` per symbol (times, trades), indexed lazily up to `_indexed`: trade queries bisect
+        # by time instead of scanning the whole history (a long replay makes tens of thousands).
+        self._trade_index: dict[str, tuple[list[int], list[SimTrade]]] = {}
+        self._unsorted_symbols: set[str] = set()
+        self._indexed = 0
 
     @property
     def name(self) -> str:
@@ -146,6 +152,20 @@ class Account:
     def open_orders(self, symbol_id: str | None = None) -> list[SimOrder]:
         orders = (self.orders[i] for i in self._open)
         return [o for o in orders if symbol_id is None or o.symbol_id == symbol_id]
+
+    def trades_from(self, symbol_id: str, start_ms: int) -> list[SimTrade]:
+        """This symbol's trades with `ts_ms >= start_ms`, in the order they were made."""
+        for t in self.trades[self._indexed :]:
+            times, trades = self._trade_index.setdefault(t.symbol_id, ([], []))
+            if times and t.ts_ms < times[-1]:  # never by the matching engine; then scan, still right
+                self._unsorted_symbols.add(t.symbol_id)
+            times.append(t.ts_ms)
+            trades.append(t)
+        self._indexed = len(self.trades)
+        times, trades = self._trade_index.get(symbol_id, ([], []))
+        if symbol_id in self._unsorted_symbols:
+            return [t for t in trades if t.ts_ms >= start_ms]
+        return trades[bisect_left(times, start_ms) :]
 
     def drain_changes(self) -> set[int]:
         changed, self.changed_orders = self.changed_orders, set()

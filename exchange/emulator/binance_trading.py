@@ -204,7 +204,7 @@ class BinanceTrading:
                         "commissionAsset": t.fee_asset,
                         "tradeId": t.trade_id,
                     }
-                    for t in acc.trades
+                    for t in acc.trades_from(order.symbol_id, now)  # placed now: no trade before
                     if t.order_id == order.order_id
                 ]
             return Response(200, body)
@@ -268,11 +268,8 @@ class BinanceTrading:
             from_id = _int(p, "fromId", 0) or 0
             trades = [
                 t
-                for t in acc.trades
-                if t.symbol_id == market.symbol_id
-                and start <= t.ts_ms <= end
-                and t.trade_id >= from_id
-                and (order_id is None or t.order_id == order_id)
+                for t in acc.trades_from(market.symbol_id, start)
+                if t.ts_ms <= end and t.trade_id >= from_id and (order_id is None or t.order_id == order_id)
             ]
             trades = trades[:limit] if ("startTime" in p or from_id) else trades[-limit:]
             return Response(200, [trade_body(t) for t in trades])

@@ -220,7 +220,7 @@ class BitgetTrading:
             order_id = int_param(q, "orderId", err)
             trades = [
                 t
-                for t in acc.trades
+                for t in (acc.trades if market is None else acc.trades_from(market.symbol_id, start))
                 if (market is None or t.symbol_id == market.symbol_id)
                 and start <= t.ts_ms <= end
                 and (order_id is None or t.order_id == order_id)
