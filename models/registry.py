@@ -55,6 +55,8 @@ def use_store(configured_uri: str, experiment: str) -> str:
     db = _sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+        if not db.exists() and "?" not in str(db):
+            create_sqlite_store(db)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
@@ -67,6 +69,46 @@ def use_store(configured_uri: str, experiment: str) -> str:
     # whose artifacts go to ./mlruns of whatever the current directory is.
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def create_sqlite_store(db: Path) -> None:
+    """A new, empty MLflow SQLite database at `db`, built by MLflow's own code on a temp file without
+    per-statement fsyncs, then synced once and linked into place.
+
+    MLflow builds a new database by running its whole migration history, each step committed with an
+    fsync: 7.7 s of wall here for 2.6 s of CPU, the largest fixed cost of a first `aiotrade quickstart`.
+    With `PRAGMA synchronous=OFF` on a temp file it took 0.8 s; the file is fsynced before it appears
+    under its real name, so a crash never leaves a half-built database there, and `os.link` refuses to
+    replace one another process created meanwhile (that one wins, the temp file goes)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+
+    def unsynced(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.close()
+
+    event.listen(Engine, "connect", unsynced)  # only while this one store is built
+    try:
+        SqlAlchemyStore(f"sqlite:///{tmp}", str(db.parent.resolve())).engine.dispose()
+    finally:
+        event.remove(Engine, "connect", unsynced)
+    try:
+        for path, flags in ((tmp, os.O_RDONLY), (db.parent, os.O_RDONLY)):
+            fd = os.open(path, flags)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.link(tmp, db)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def pip_requirements() -> list[str]:

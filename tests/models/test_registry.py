@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 
 from core.errors import ConfigError, ModelError
 from features import build_features, make_spec
@@ -115,3 +116,25 @@ def test_redacted_masks_secrets_and_url_passwords():
     assert out["exchange"]["secrets_file"] == "***" and out["exchange"]["api_key"] == ""
     assert out["mlflow"]["tracking_uri"] == "sqlite:///mlruns/mlflow.db" and out["exchange"]["name"] == "binance"
     assert Path(out["mlflow"]["tracking_uri"].removeprefix("sqlite:///")).name == "mlflow.db"
+
+
+def test_a_new_sqlite_store_is_built_aside_and_linked_into_place(tmp_path) -> None:
+    import sqlite3
+
+    from models.registry import create_sqlite_store
+
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    create_sqlite_store(db)
+    assert sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db"]  # no temp file left
+    tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")}
+    assert {"experiments", "runs", "registered_models", "model_versions", "alembic_version"} <= tables
+    # MLflow accepts it as up to date (it would refuse an outdated schema) and writes to it.
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+    exp = client.create_experiment("x")
+    client.create_registered_model("m")
+    assert client.get_experiment(exp).name == "x"
+    # Another process created it first: that one is kept, untouched.
+    before = db.read_bytes()
+    create_sqlite_store(db)
+    assert db.read_bytes() == before and sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db"]
