@@ -7,9 +7,12 @@ hand it control. Two baseline studies tune one static grid and one static DCA ov
 regimes). Every study: TPE (multivariate, seeded, constant liar for batches), median pruner per window.
 
 Trials run in batches: a batch is asked, each window is simulated for the whole batch at once with
-`simulate_batch` on `tuning.n_jobs` threads (numba releases the GIL), pruned trials drop out between
-windows, and the rest are told their mean score. Several processes (`aiotrade tune --worker`) can
-share a study through the storage; the trial budget counts every process's trials.
+`simulate_batch` (on `Objective.threads` threads; numba releases the GIL), pruned trials drop out
+between windows, and the rest are told their mean score. `aiotrade train` runs the studies side by
+side in `tuning.n_jobs` worker processes of one thread each (pipeline/tune_procs.py: Optuna's own
+work, most of a trial's time, holds the GIL, so threads did not scale). Several processes
+(`aiotrade tune --worker`) can share a study through the storage; the trial budget counts every
+process's trials.
 
 A regime the hysteresis never activates (or activates on fewer than `tuning.min_regime_bars` bars of
 the tuning windows) is not tuned: it gets the safe default (no new entries, exits kept) and the
