@@ -1,7 +1,8 @@
 """`aiotrade quickstart` end to end, as `make run` runs it, on a small budget: data -> train -> paper.
 
-The default budget (400 trees, 4 folds, 200 trials per study) takes minutes; this test shrinks only
-the budgets through a config file, so every step of the real command runs: the bundled sample is
+The default budget (400 trees, 4 folds, 200 trials per study) took 70 s of wall on 2 cores at load
+average 2.7 (benchmarks/bench_tuning.py times `aiotrade train`); this test shrinks only the budgets
+through a config file, so every step of the real command runs: the bundled sample is
 imported, the regime model trained and registered, each regime tuned, the policy bundle registered
 as champion in a fresh MLflow store, and the champion paper-traded through the live runner against
 the emulator.
