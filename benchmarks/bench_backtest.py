@@ -4,7 +4,7 @@ Prints, measured in this run:
 - engine throughput in candles/s (best of 5; wall and CPU time, the box is shared), for the
   two-regime policy (grid 20 levels <-> DCA depth 8, switching with hysteresis) and each engine alone,
   with fees and exchange rules (BTC/USDT filters, 0.1% fees); goal >= 20M candles/s on one core;
-- the ratio to the pure-Python reference (tests/strategies/reference.py), run on a 20,000-candle
+- the ratio to the pure-Python reference (tests/strategies/reference/), run on a 20,000-candle
   slice and extrapolated linearly to the year (said so in the output);
 - a batch of 100 parameter sets over the year on 1 and 2 threads (`simulate_batch`);
 - peak memory (max RSS) of a fresh process running the year's full backtest (curve + fills),
