@@ -263,16 +263,50 @@ class BinanceTrading:
             p = req.params()
             market = symbol_market(self.state, p)
             assert market is not None
-            start, end, limit = _range(p, 500)
-            order_id = _int(p, "orderId")
-            from_id = _int(p, "fromId", 0) or 0
+            start, end, order_id, from_id = _trade_query(p)
+            limit = _range(p, 500)[2]
             trades = [
                 t
-                for t in acc.trades_from(market.symbol_id, start)
-                if t.ts_ms <= end and t.trade_id >= from_id and (order_id is None or t.order_id == order_id)
+                for t in acc.trades_from(market.symbol_id, start if start is not None else 0)
+                if (end is None or t.ts_ms <= end)
+                and (from_id is None or t.trade_id >= from_id)
+                and (order_id is None or t.order_id == order_id)
             ]
-            trades = trades[:limit] if ("startTime" in p or from_id) else trades[-limit:]
+            # From a start (time or id): the oldest `limit` after it; otherwise the most recent.
+            forward = start is not None and not ("endTime" in p and "startTime" not in p)
+            trades = trades[:limit] if (forward or from_id is not None) else trades[-limit:]
             return Response(200, [trade_body(t) for t in trades])
+
+
+# GET /api/v3/myTrades, binance-spot-api-docs rest-api.md "Account trade list (USER_DATA)":
+#   "If `fromId` is set, it will get trades >= that `fromId`. Otherwise most recent trades are returned."
+#   "The time between `startTime` and `endTime` can't be longer than 24 hours."
+#   "These are the supported combinations of all parameters: symbol / symbol + orderId /
+#    symbol + startTime / symbol + endTime / symbol + fromId / symbol + startTime + endTime /
+#    symbol + orderId + fromId";  limit "Default: 500; Maximum: 1000."
+# errors.md: -1127 MORE_THAN_XX_HOURS "More than %s hours between startTime and endTime." (the message
+# Binance sends, as reported in c9s/bbgo#423); -1128 "Combination of optional parameters invalid."
+# The docs do not say what `symbol + startTime` (or `+ endTime`) alone covers. The emulator applies
+# the 24-hour rule to it, [startTime, startTime + 24 h] (or [endTime - 24 h, endTime]): the strict
+# reading, so a client that relies on one unbounded `since` query fails here instead of in production.
+TRADES_WINDOW_MS = 24 * 3_600_000
+
+
+def _trade_query(p: dict[str, str]) -> tuple[int | None, int | None, int | None, int | None]:
+    """startTime, endTime, orderId, fromId of a myTrades query, with Binance's rules applied."""
+    start, end = _int(p, "startTime"), _int(p, "endTime")
+    order_id, from_id = _int(p, "orderId"), _int(p, "fromId")
+    timed = start is not None or end is not None
+    if timed and (from_id is not None or order_id is not None):
+        raise binance_error(-1128, "Combination of optional parameters invalid.")
+    if start is not None and end is not None:
+        if end - start > TRADES_WINDOW_MS:
+            raise binance_error(-1127, "More than 24 hours between startTime and endTime.")
+    elif start is not None:
+        end = start + TRADES_WINDOW_MS
+    elif end is not None:
+        start = max(0, end - TRADES_WINDOW_MS)
+    return start, end, order_id, from_id
 
 
 def _order_params(p: dict[str, str]) -> tuple[str, str, float, float | None]:

@@ -30,6 +30,14 @@ from exchange.emulator.trading import TradingState, trading_state
 from exchange.emulator.wire import decimals_of, int_param, num
 
 VENUE = "bitget"
+# GET /api/v2/spot/trade/fills, bitget.com/api-doc/spot/trade/Get-Fills: "Get Fills(It only supports
+# to get the data within 90days. The older data can be downloaded from web)"; endTime: "The interval
+# between startTime and endTime must not exceed 90 days."; limit: "Default: 100, max 100";
+# idLessThan: "Requests the content on the page before this ID (older data), the value input should
+# be the tradeId of the corresponding interface." So a page is the newest `limit` fills of the range
+# and one walks back with idLessThan. Bitget documents no error code for a too-long range: the
+# emulator answers 40017 "Parameter verification failed" (ccxt: BadRequest).
+FILLS_WINDOW_MS = 90 * 86_400_000
 MAX_SKEW_MS = 30_000
 CLIENT_OID_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 STATUS = {NEW: "live", PARTIALLY_FILLED: "partially_filled", FILLED: "filled", CANCELED: "cancelled"}
@@ -215,18 +223,24 @@ class BitgetTrading:
             q = req.query
             market = self._market(q.get("symbol"), now, required=False)
             err = _err("40017", "Parameter verification failed", now)
-            start = int_param(q, "startTime", err, 0) or 0
-            end = int_param(q, "endTime", err, 2**62) or 2**62
+            start = int_param(q, "startTime", err)
+            end = int_param(q, "endTime", err)
+            if start is not None and end is not None and end - start > FILLS_WINDOW_MS:
+                raise _err("40017", "Parameter verification failed: the interval between startTime and "
+                           "endTime must not exceed 90 days", now)
             order_id = int_param(q, "orderId", err)
+            before_id = int_param(q, "idLessThan", err)
+            oldest = max(start or 0, now - FILLS_WINDOW_MS)  # "only supports to get the data within 90days"
             trades = [
                 t
-                for t in (acc.trades if market is None else acc.trades_from(market.symbol_id, start))
+                for t in (acc.trades if market is None else acc.trades_from(market.symbol_id, oldest))
                 if (market is None or t.symbol_id == market.symbol_id)
-                and start <= t.ts_ms <= end
+                and oldest <= t.ts_ms <= (end if end is not None else now)
                 and (order_id is None or t.order_id == order_id)
+                and (before_id is None or t.trade_id < before_id)
             ]
-            trades = trades[: _limit(q, now)] if "startTime" in q else trades[-_limit(q, now) :]
-            return _ok([fill_body(t, acc) for t in reversed(trades)], now)  # newest first, as Bitget
+            # Newest first, `limit` of them; older pages with idLessThan = the last tradeId seen.
+            return _ok([fill_body(t, acc) for t in reversed(trades[-_limit(q, now) :])], now)
 
 
 def _order_params(
