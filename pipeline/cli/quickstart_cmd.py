@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from pipeline.cli.app import ConfigOpt, app, load
+from pipeline.cli.console import make_console
 
 # The sample's last days, replayed as paper trading (the sample ends 2023-03-23 23:55 UTC).
 PAPER_DAYS = 3
@@ -60,7 +60,7 @@ def quickstart(
     """Run the main job on the defaults: import the bundled sample, train and register the policy, paper-trade it."""
     from pipeline.quickstart import STEPS, run_quickstart
 
-    console = Console()
+    console = make_console()
     steps = list(STEPS)
     if not data_only:
         steps += [("train the regime model and tune the policy (aiotrade train)", train_policy),

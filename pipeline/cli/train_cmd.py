@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from pipeline.cli.app import ConfigOpt, app, load
+from pipeline.cli.console import make_console
 
-_out = Console()
+_out = make_console()
 
 
 @app.command()
