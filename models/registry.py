@@ -39,9 +39,21 @@ _PINNED = ("lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle"
 _SECRET_KEY = re.compile(r"(secret|passphrase|password|token|api_?key|credential)", re.IGNORECASE)
 
 
+# What use_store last handed to mlflow.set_tracking_uri, and whether it came from the environment.
+# Why: MLflow 3's set_tracking_uri also writes MLFLOW_TRACKING_URI into os.environ (so child processes
+# inherit it), so after one use_store the variable no longer tells a user's choice from ours; a second
+# use_store with another config would otherwise keep the first store.
+_set_by_us: tuple[str, bool] | None = None
+
+
 def tracking_uri(configured: str) -> str:
-    """MLFLOW_TRACKING_URI wins over the config."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured
+    """MLFLOW_TRACKING_URI set by the user wins over the config; the value MLflow wrote there for us does not."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if not env:
+        return configured
+    if _set_by_us is not None and env == _set_by_us[0] and not _set_by_us[1]:
+        return configured
+    return env
 
 
 def use_store(configured_uri: str, experiment: str) -> str:
@@ -57,8 +69,11 @@ def use_store(configured_uri: str, experiment: str) -> str:
         db.parent.mkdir(parents=True, exist_ok=True)
         if not db.exists() and "?" not in str(db):
             create_sqlite_store(db)
+    global _set_by_us
+    from_env = uri != configured_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    _set_by_us = (uri, from_env)
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
         experiment_id = found.experiment_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
@@ -138,3 +139,22 @@ def test_a_new_sqlite_store_is_built_aside_and_linked_into_place(tmp_path) -> No
     before = db.read_bytes()
     create_sqlite_store(db)
     assert db.read_bytes() == before and sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db"]
+
+
+def test_a_second_store_in_one_process_is_not_shadowed_by_mlflows_own_env_write(tmp_path, monkeypatch):
+    # MLflow 3's set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; that must not be read back
+    # as the user's choice (it sent a second config's runs into the first config's store).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset-at-teardown")  # records the original value for the undo
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    first, second = f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}", f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}"
+    use_store(first, "exp")
+    assert os.environ.get("MLFLOW_TRACKING_URI") == first  # what MLflow does
+    use_store(second, "exp")
+    assert mlflow.get_tracking_uri() == second
+    # A value the user sets afterwards still wins, and keeps winning on the next call.
+    user = f"sqlite:///{tmp_path / 'user' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", user)
+    use_store(second, "exp")
+    assert mlflow.get_tracking_uri() == user
+    use_store(second, "exp")
+    assert mlflow.get_tracking_uri() == user

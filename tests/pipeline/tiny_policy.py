@@ -33,10 +33,18 @@ def empty_mlflow_db(path: Path) -> Path:
 
         folder = Path(tempfile.mkdtemp(prefix="aiotrade-mlflow-template-"))
         template = folder / "mlflow.db"
+        import os
+
+        previous_env = os.environ.get("MLFLOW_TRACKING_URI")
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(f"sqlite:///{template}")
         mlflow.search_experiments()  # creates the tables
         mlflow.set_tracking_uri(previous)
+        # MLflow 3's set_tracking_uri also writes the environment variable: put back what was there.
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
         _TEMPLATE = template
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_TEMPLATE, path)
