@@ -11,7 +11,8 @@ Nothing is filled or interpolated. `gap_report` lists the gaps; `build_latest` r
 DataError when the newest row cannot be built because of a recent gap.
 
 Every feature value depends only on its declared window (see `features.kernels`), so the full build
-and `build_latest` on a trailing window give bit-identical values for the same bar.
+and `build_latest` / `latest_row` (`features.latest`: the live runner's newest row, numpy only) on a
+trailing window give bit-identical values for the same bar.
 """
 
 from __future__ import annotations
@@ -54,43 +55,6 @@ def build_features(candles: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
             row += n
     _require_finite(out, index, spec.names)
     return pd.DataFrame(out, columns=spec.names, index=pd.Index(index, name="ts"), copy=False)
-
-
-def build_latest(window: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """The feature row of the newest bar of `window`, computed from its trailing `spec.warmup_base_bars` bars.
-
-    Bit-identical to `build_features` on any longer history for that bar, and available exactly
-    when the full build has that row. Otherwise a DataError names the minimum bars or the gap.
-    """
-    need = spec.warmup_base_bars
-    window = window.iloc[-need:]  # the live window may hold more history; the row needs only this
-    ts = _checked_ts(window, spec.base_timeframe)
-    if not len(ts):
-        raise DataError("no candles to build the newest feature row from", f"pass the last {need} candles")
-    base_ms = timeframe_ms(spec.base_timeframe)
-    tail = window
-    gaps = find_gaps(ts, base_ms)
-    if gaps:
-        # The full build restarts after a gap; so does this (the row may still exist, see _plan).
-        tail = tail.iloc[int(np.searchsorted(tail["ts"].to_numpy(), gaps[-1].before_ts)) :]
-    values = _latest_values(tail, spec)
-    row = np.array([[values[name] for name in spec.names]])
-    if not np.isfinite(row).all():
-        newest = fmt_ts(int(ts[-1]))
-        if gaps:
-            last = gaps[-1]
-            raise DataError(
-                f"gap in the last {need} {spec.base_timeframe} candles ({last.describe()}): the newest feature "
-                f"row ({newest}) needs {need} consecutive candles and cannot be built across the gap",
-                f"fill the gap from the exchange, or wait until {fmt_ts(last.before_ts + (need - 1) * base_ms)}",
-            )
-        raise DataError(
-            f"the newest feature row ({newest}) needs {need} consecutive {spec.base_timeframe} candles; "
-            f"the window has {len(ts)}",
-            f"keep at least {need} candles (spec.warmup_base_bars) in the live window",
-        )
-    _require_finite(row, ts[-1:], spec.names)
-    return pd.DataFrame(row, columns=spec.names, index=pd.Index([int(ts[-1])], name="ts"))
 
 
 def gap_report(candles: pd.DataFrame, spec: FeatureSpec) -> tuple[Gap, ...]:
@@ -140,24 +104,6 @@ def _fill(block: np.ndarray, p: _Plan, spec: FeatureSpec, col: dict[str, int]) -
         # The spec lists each timeframe's template features together and in template order.
         assert [col[f"{tf}_{k}"] for k in feats] == list(range(col0, col0 + len(feats)))
         expand_rows(block, col0, np.column_stack(list(feats.values())), idx[lo:])
-
-
-def _latest_values(tail: pd.DataFrame, spec: FeatureSpec) -> dict[str, float]:
-    """Only the newest bar: each timeframe is computed on just the base candles its windows need."""
-    base = spec.base_timeframe
-    base_ms = timeframe_ms(base)
-    warm = _warmups(spec)
-    ts = tail["ts"].to_numpy()
-    out = {f"{base}_{k}": float(v[-1]) for k, v in compute_time(ts[-1:]).items()}
-    feats = compute_template(*_ohlcv(tail.iloc[-warm[base] :]))
-    out.update({f"{base}_{k}": float(v[-1]) for k, v in feats.items()})
-    for tf in spec.timeframes:
-        r = timeframe_ms(tf) // base_ms
-        h = resample(tail.iloc[-(warm[tf] * r + r - 1) :], base, tf)
-        idx = _closed_index(ts[-1:], h["ts"].to_numpy(), base_ms, timeframe_ms(tf))[0]
-        feats = compute_template(*_ohlcv(h))
-        out.update({f"{tf}_{k}": float(v[idx]) if idx >= 0 else np.nan for k, v in feats.items()})
-    return out
 
 
 def _closed_index(base_ts: np.ndarray, higher_ts: np.ndarray, base_ms: int, tf_ms: int) -> np.ndarray:

@@ -37,7 +37,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from core.errors import ModelError
-from features import FeatureSpec, build_latest
+from features import FeatureSpec, candle_arrays, latest_row
 from models.classifier import RegimeClassifier
 from models.evaluate import align_proba
 from models.labels import REGIMES
@@ -65,6 +65,8 @@ class PolicyBundle:
     regimes: tuple[str, ...] = REGIMES
     version: str = "unregistered"  # "<name>/<version>" once loaded from the registry
     meta: dict[str, Any] = field(default_factory=dict)
+    # the classifier's columns were checked against the spec (at load, else at the first prediction)
+    _columns_checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def base_timeframe(self) -> str:
@@ -79,10 +81,18 @@ class PolicyBundle:
         """Base candles (without gaps) the newest feature row needs."""
         return self.spec.warmup_base_bars
 
-    def predict_proba(self, window: pd.DataFrame) -> np.ndarray:
-        """Regime probabilities (REGIMES order) of the newest bar of `window` (base candles, newest last)."""
-        row = build_latest(window, self.spec)
-        return align_proba(self.classifier.predict_proba(row), self.classifier.classes_)[0]
+    def predict_proba(self, window: pd.DataFrame | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Regime probabilities (REGIMES order) of the newest bar of `window`: base candles, newest last, as
+        a frame or as (open times, (n, 5) open/high/low/close/volume array) — the live runner's form."""
+        if isinstance(window, pd.DataFrame):
+            ts, ohlcv = candle_arrays(window.iloc[-self.spec.warmup_base_bars :])
+        else:
+            ts, ohlcv = window
+        row = latest_row(ts, ohlcv, self.spec)
+        if not self._columns_checked:  # once per bundle, not per bar (a hot loop in the live runner)
+            self.classifier.require_features(self.spec.names)
+            self._columns_checked = True
+        return align_proba(self.classifier.predict_proba_row(row)[None, :], self.classifier.classes_)[0]
 
     def predict(self, pair: str, window: pd.DataFrame) -> tuple[int, float]:
         """(regime id, probability) for the newest bar; the pair is accepted for the protocol's sake."""
@@ -149,7 +159,7 @@ def _read_bundle(artifacts: dict[str, str]) -> PolicyBundle:
     spec = FeatureSpec.from_dict(meta["feature_spec"]).require_same_as_code()
     raw = json.loads(Path(artifacts["policy"]).read_text(encoding="utf-8"))
     raw["regimes"] = {int(k): v for k, v in raw["regimes"].items()}
-    return PolicyBundle(
+    bundle = PolicyBundle(
         classifier=joblib.load(artifacts["classifier"]),
         policy=Policy.model_validate(raw),
         spec=spec,
@@ -161,6 +171,10 @@ def _read_bundle(artifacts: dict[str, str]) -> PolicyBundle:
         regimes=tuple(meta["regimes"]),
         meta=meta.get("meta", {}),
     )
+    if hasattr(bundle.classifier, "model_"):  # fitted: its columns must be the spec's, checked here once
+        bundle.classifier.require_features(spec.names)
+        bundle._columns_checked = True
+    return bundle
 
 
 def signature() -> ModelSignature:

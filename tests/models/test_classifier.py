@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from core.errors import ModelError
 from models.classifier import RegimeClassifier
@@ -87,3 +88,26 @@ def test_class_weights_lift_a_rare_class():
     plain = small(class_weight=None).fit(X, y, ts_ms=ts).predict(X)
     recall = lambda pred: (pred[rare] == "high_volatility").mean()  # noqa: E731
     assert recall(weighted) >= recall(plain)
+
+
+@pytest.mark.parametrize("kw", [{}, {"refit_full": False}, {"early_stopping_rounds": None}])
+def test_one_row_predict_equals_predict_proba_bit_for_bit(kw):
+    """The live runner's booster path (numpy row, no pandas) gives exactly the scikit-learn path's numbers,
+    with early stopping kept (best iteration) or refitted."""
+    X, y, ts = toy()
+    m = small(**kw).fit(X.iloc[:2400], y[:2400], ts_ms=ts[:2400])
+    m.require_features(list(X.columns))
+    expected = m.predict_proba(X.iloc[2400:])
+    got = np.array([m.predict_proba_row(X.iloc[i].to_numpy(dtype=np.float64)) for i in range(2400, 3000)])
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_require_features_refuses_other_columns_and_an_unfitted_model():
+    X, y, ts = toy(1000)
+    m = small().fit(X, y, ts_ms=ts)
+    with pytest.raises(ModelError, match="same names, other order"):
+        m.require_features(list(reversed(X.columns)))
+    with pytest.raises(ModelError, match="missing"):
+        m.require_features([*X.columns[:-1], "other"])
+    with pytest.raises(NotFittedError):
+        small().require_features(list(X.columns))

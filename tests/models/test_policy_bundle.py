@@ -131,3 +131,26 @@ def test_no_bundle_at_the_alias_says_run_train_first(store) -> None:
     with pytest.raises(ModelError) as e:
         load_policy_bundle("models:/nothing@champion")
     assert "aiotrade train" in (e.value.fix or "")
+
+
+def test_live_array_window_gives_the_frame_path_s_probabilities_exactly(classifier, candles) -> None:
+    """predict_proba from (ts, ohlcv arrays) — the live runner's form — equals the frame path and the
+    scikit-learn classifier on the full feature matrix, bit for bit, bar after bar (memoised higher candles)."""
+    bundle = _bundle(classifier)
+    clf, spec = classifier
+    full = build_features(candles, spec)
+    ohlcv = candles[["open", "high", "low", "close", "volume"]].to_numpy()
+    ts = candles["ts"].to_numpy()
+    n = bundle.warmup_bars
+    for end in range(len(candles) - 30, len(candles) + 1):
+        expected = align_proba(clf.predict_proba(full.loc[[ts[end - 1]]]), clf.classes_)[0]
+        np.testing.assert_array_equal(bundle.predict_proba((ts[end - n:end], ohlcv[end - n:end])), expected)
+        np.testing.assert_array_equal(bundle.predict_proba(candles.iloc[end - n - 5:end]), expected)
+
+
+def test_a_classifier_fitted_on_other_columns_is_refused_before_predicting(classifier, candles) -> None:
+    clf, spec = classifier
+    reordered = FeatureSpec(spec.version, spec.base_timeframe, spec.timeframes, tuple(reversed(spec.features)))
+    bundle = PolicyBundle(clf, _policy(), reordered, ("BTC/USDT",), "binance", ("15m", "1h"))
+    with pytest.raises(ModelError, match="other order"):
+        bundle.predict("BTC/USDT", candles.iloc[-bundle.warmup_bars:])
