@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from core.errors import ConfigError, ModelError
@@ -42,7 +43,7 @@ class FeatureSpec:
     def all_timeframes(self) -> list[str]:
         return [self.base_timeframe, *self.timeframes]
 
-    @property
+    @cached_property  # read every bar by the live runner; the spec is frozen, so computed once
     def warmup_base_bars(self) -> int:
         """Base bars (without gaps) a row needs behind it, whatever the higher-timeframe alignment.
 

@@ -85,7 +85,8 @@ class PolicyBundle:
         """Regime probabilities (REGIMES order) of the newest bar of `window`: base candles, newest last, as
         a frame or as (open times, (n, 5) open/high/low/close/volume array) — the live runner's form."""
         if isinstance(window, pd.DataFrame):
-            ts, ohlcv = candle_arrays(window.iloc[-self.spec.warmup_base_bars :])
+            need = self.spec.warmup_base_bars
+            ts, ohlcv = candle_arrays(window.iloc[-need:] if len(window) > need else window)
         else:
             ts, ohlcv = window
         row = latest_row(ts, ohlcv, self.spec)
