@@ -77,15 +77,14 @@ class CandleWindow:
         start = 0 if ts_ms is None else int(np.searchsorted(ts, ts_ms, side="right"))
         return [int(x) for x in ts[start:]]
 
-    def frame(self, upto_ts: int, n: int) -> pd.DataFrame:
-        """The last `n` candles up to and including the one opening at `upto_ts`, shared candle contract."""
+    def arrays(self, upto_ts: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The last `n` candles up to and including the one opening at `upto_ts`, as (open times, (n, 5)
+        open/high/low/close/volume) copies: what a policy bundle's predict takes. Not a DataFrame: building
+        one per bar and pair cost ~0.4 ms in replays, only for the bundle to take it apart again."""
         i = self._index(upto_ts)
         end = (i + 1) if i is not None else 0
         start = max(0, end - n)
-        # From a dict of column copies: a third of the time of a 2-D block plus an inserted column.
-        cols = {"ts": self._ts[start:end].copy()}
-        cols.update({c: self._ohlcv[start:end, k].copy() for k, c in enumerate(_FLOAT_COLS)})
-        return pd.DataFrame(cols, copy=False)
+        return self._ts[start:end].copy(), self._ohlcv[start:end].copy()
 
     def _index(self, ts_ms: int) -> int | None:
         ts = self._ts[: self._n]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from core.config import Config
@@ -34,8 +35,9 @@ class ActivePolicy(Protocol):
         """Base candles the newest feature row needs behind it (1 without a model)."""
         ...
 
-    def predict(self, pair: str, window: pd.DataFrame) -> tuple[int, float]:
-        """(raw regime id, probability) for the newest bar of `window` (base candles, newest last)."""
+    def predict(self, pair: str, window: pd.DataFrame | tuple[np.ndarray, np.ndarray]) -> tuple[int, float]:
+        """(raw regime id, probability) for the newest bar of `window`: base candles, newest last, as a
+        frame or as (open times, (n, 5) ohlcv) arrays (what the trader passes, `CandleWindow.arrays`)."""
         ...
 
 
@@ -60,7 +62,7 @@ class StaticPolicy:
     def warmup_bars(self) -> int:
         return 1
 
-    def predict(self, pair: str, window: pd.DataFrame | None) -> tuple[int, float]:
+    def predict(self, pair: str, window: pd.DataFrame | tuple[np.ndarray, np.ndarray] | None) -> tuple[int, float]:
         return 0, 1.0
 
 

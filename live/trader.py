@@ -127,7 +127,7 @@ class PairTrader:
         last = self.window.last_ts
         if last is None:
             raise RuntimeError(f"{self.pair}: no candles to validate the policy on")
-        raw, prob = candidate.predict(self.pair, self.window.frame(last, candidate.warmup_bars))
+        raw, prob = candidate.predict(self.pair, self.window.arrays(last, candidate.warmup_bars))
         if raw not in candidate.policy.regimes or not 0.0 <= prob <= 1.0:
             raise ValueError(f"{self.pair}: the policy predicted regime {raw} with probability {prob}, "
                              f"but its table has regimes {sorted(candidate.policy.regimes)}")
@@ -257,9 +257,9 @@ class PairTrader:
 
     def _predict(self, bar_ts: int) -> tuple[int, float]:
         try:
-            frame = self.window.frame(bar_ts, self.active.warmup_bars) \
+            window = self.window.arrays(bar_ts, self.active.warmup_bars) \
                 if getattr(self.active, "needs_candles", True) else None
-            raw, prob = self.active.predict(self.pair, frame)  # type: ignore[arg-type]
+            raw, prob = self.active.predict(self.pair, window)  # type: ignore[arg-type]
             self._predict_error = None
             return int(raw), float(prob)
         except DataError as e:  # a gap or too little history: no prediction, the active regime holds

@@ -95,7 +95,7 @@ class PolicyBundle:
             self._columns_checked = True
         return align_proba(self.classifier.predict_proba_row(row)[None, :], self.classifier.classes_)[0]
 
-    def predict(self, pair: str, window: pd.DataFrame) -> tuple[int, float]:
+    def predict(self, pair: str, window: pd.DataFrame | tuple[np.ndarray, np.ndarray]) -> tuple[int, float]:
         """(regime id, probability) for the newest bar; the pair is accepted for the protocol's sake."""
         proba = self.predict_proba(window)
         rid = int(np.argmax(proba))
