@@ -37,6 +37,7 @@ from core.timeframes import timeframe_ms
 from exchange import ccxt_parse as parse
 from exchange.ccxt_client import venue as connection_quirks
 from exchange.port import Market, Order, OrderRequest, prepare_order
+from exchange.trade_paging import TRADE_QUERIES, trades_by_id_forward, trades_by_window_backward
 from exchange.venues import TradingQuirks
 
 log = logging.getLogger("aiotrade.exchange")
@@ -65,29 +66,6 @@ class RetryPolicy:
     max_delay_s: float = 8.0
     max_wait_s: float = 60.0  # longer server back-offs are handed to the caller
     clock_resyncs: int = 1
-
-
-@dataclass(frozen=True)
-class TradeQuery:
-    """How a venue's "my trades" endpoint must be queried so that no trade is skipped."""
-
-    window_ms: int  # widest endTime - startTime the venue accepts (or that we choose to ask)
-    page: int  # the venue's maximum page size
-    forward: bool  # True: pages go forward by trade id (fromId); False: newest first, back by id
-
-
-# Binance GET /api/v3/myTrades (rest-api.md, "Account trade list"): "The time between startTime and
-# endTime can't be longer than 24 hours" (else -1127); limit "Default: 500; Maximum: 1000"; "If fromId
-# is set, it will get trades >= that fromId" (fromId cannot be combined with startTime/endTime).
-# Bitget GET /api/v2/spot/trade/fills (api-doc/spot/trade/Get-Fills): "The interval between startTime
-# and endTime must not exceed 90 days"; limit "Default: 100, max 100"; newest first, "idLessThan:
-# Requests the content on the page before this ID (older data)". A window has to be read whole
-# (newest first) before its oldest trades are known, so one day per window keeps that walk short and
-# lets the sync save progress day by day; a 90-day outage costs 90 requests.
-TRADE_QUERIES = {
-    "binance": TradeQuery(window_ms=24 * 3_600_000, page=1000, forward=True),
-    "bitget": TradeQuery(window_ms=24 * 3_600_000, page=100, forward=False),
-}
 
 
 def is_clock_error(e: Exception) -> bool:
@@ -245,7 +223,7 @@ class VenueFlows:
 
         With `since_ms`: the oldest `limit` trades (all of them when None) with `ts_ms >= since_ms`, up
         to the exchange's now, complete. One `since` query is not enough for that: Binance answers at
-        most 24 h and 1000 trades per request, Bitget 100 fills newest first (see `TRADE_QUERIES`), so
+        most 24 h and 1000 trades per request, Bitget 100 fills newest first (see `exchange.trade_paging`), so
         the range is walked in windows the venue accepts and each window paged by trade id."""
         yield from self.market(symbol)
         if since_ms is None:
@@ -254,8 +232,12 @@ class VenueFlows:
         now = self.assumed_server_ms if self.assumed_server_ms is not None else (yield from self.fetch_time_ms())
         rules = TRADE_QUERIES.get(self.name, TRADE_QUERIES["binance"])
         want = limit if limit is not None else 2**62
-        walk = self._trades_by_id_forward if rules.forward else self._trades_by_window_backward
-        found = yield from walk(symbol, rules, max(0, since_ms), now, want)
+        walk = trades_by_id_forward if rules.forward else trades_by_window_backward
+
+        def query(start_ms: int | None, page: int, params: dict[str, Any]) -> Flow:
+            return (yield from self._my_trades(symbol, start_ms, page, params))
+
+        found = yield from walk(query, rules, max(0, since_ms), now, want)
         trades = sorted((parse.trade(t) for t in found.values()), key=lambda t: (t.ts_ms, t.id))
         return [t for t in trades if since_ms <= t.ts_ms <= now][:want]
 
@@ -265,50 +247,6 @@ class VenueFlows:
                 "fetch_my_trades", symbol, since_ms, limit, params, action=f"fetching {symbol} trades"
             )
         )
-
-    def _trades_by_id_forward(
-        self, symbol: str, rules: TradeQuery, since_ms: int, until_ms: int, want: int
-    ) -> Flow:
-        """Binance: 24 h windows (startTime + endTime) up to the first trade, then `fromId` pages
-        (trades >= that id, oldest first; no time bound, so nothing past a window is skipped)."""
-        found: dict[str, dict[str, Any]] = {}
-        start = since_ms
-        while start <= until_ms:
-            end = min(start + rules.window_ms - 1, until_ms)
-            page = yield from self._my_trades(symbol, start, rules.page, {"until": end})
-            found.update((str(t["id"]), t) for t in page)
-            if page:
-                break
-            start = end + 1
-        else:
-            return found
-        while len(page) == rules.page or end < until_ms:
-            if len(found) >= want or any(int(t["timestamp"]) > until_ms for t in page):
-                break
-            next_id = max(int(t["id"]) for t in found.values()) + 1
-            page = yield from self._my_trades(symbol, None, rules.page, {"fromId": next_id})
-            found.update((str(t["id"]), t) for t in page)
-            end = until_ms  # fromId pages reach the present: only a full page means there is more
-        return found
-
-    def _trades_by_window_backward(
-        self, symbol: str, rules: TradeQuery, since_ms: int, until_ms: int, want: int
-    ) -> Flow:
-        """Bitget: windows (startTime + endTime) from the oldest on; within one, newest first, walked
-        back with `idLessThan` until a short page. Stops after the window that reaches `want`."""
-        found: dict[str, dict[str, Any]] = {}
-        start = since_ms
-        while start <= until_ms and len(found) < want:
-            end = min(start + rules.window_ms - 1, until_ms)
-            params: dict[str, Any] = {"until": end}
-            while True:
-                page = yield from self._my_trades(symbol, start, rules.page, dict(params))
-                found.update((str(t["id"]), t) for t in page)
-                if len(page) < rules.page:
-                    break
-                params["idLessThan"] = min(int(t["id"]) for t in page)
-            start = end + 1
-        return found
 
     def fetch_order(
         self, symbol: str, order_id: str | None = None, client_order_id: str | None = None
