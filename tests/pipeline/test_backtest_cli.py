@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -11,12 +10,11 @@ import pytest
 
 from core.config import StrategyConfig
 from core.market_rules import default_rules
-from pipeline.cli import backtest_cmd
-from pipeline.cli import main as cli_main
 from strategies.policy import Policy
 from strategies.risk import RunSettings
 from strategies.simulator import simulate
 from tests.conftest import REPO_ROOT
+from tests.pipeline.cli_runner import run_cli
 
 SAMPLE = REPO_ROOT / "pipeline" / "sample_data"
 RANGE = ["--from", "2023-02-01", "--to", "2023-02-15"]
@@ -28,18 +26,9 @@ def cli(tmp_path, monkeypatch, capsys):
         pytest.skip("the bundled sample store is missing")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    for console in (cli_main._err, backtest_cmd._out):
-        monkeypatch.setattr(console, "width", 200)
 
     def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["aiotrade", "backtest", "--store", str(SAMPLE), *args])
-        try:
-            cli_main.main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return run_cli(monkeypatch, capsys, "backtest", "--store", str(SAMPLE), *args)
 
     return run
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import pytest
 
 from core.errors import ConfigError, DataError
 from core.store import CandleStore
-from pipeline.cli import data_cmds
-from pipeline.cli import main as cli_main
 from pipeline.importers import import_path, names_from_filename, read_candle_file
 from tests.core.test_candles import M5, T0, candles
+from tests.pipeline.cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -211,18 +209,9 @@ def test_import_shared_folder_selects_5m(store, shared_ohlcv):
 @pytest.fixture
 def cli(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # embedded defaults: store in ./user_data/candles
-    for console in (cli_main._err, data_cmds._out):
-        monkeypatch.setattr(console, "width", 500)
 
     def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["aiotrade", *args])
-        try:
-            cli_main.main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return run_cli(monkeypatch, capsys, *args, width=500)
 
     return run
 

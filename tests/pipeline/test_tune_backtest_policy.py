@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from pipeline.policy_backtest import bundle_policy, bundle_regimes
 from strategies.policy import RegimeParams
 from strategies.risk import RunSettings
 from strategies.simulator import simulate
+from tests.pipeline.cli_runner import run_cli
 from tests.pipeline.tiny_policy import config_file, register_bundle, tiny_config
 
 
@@ -67,16 +67,4 @@ def test_backtest_of_a_missing_registered_policy_is_one_clear_message(tmp_path: 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: str) -> tuple[int, str, str]:
     """`aiotrade backtest ARGS` in this process (the CLI's own entry point and error handling)."""
-    from pipeline.cli import backtest_cmd
-    from pipeline.cli import main as cli_main
-
-    for console in (cli_main._err, backtest_cmd._out):
-        monkeypatch.setattr(console, "width", 200)
-    monkeypatch.setattr(sys, "argv", ["aiotrade", "backtest", *args])
-    try:
-        cli_main.main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(monkeypatch, capsys, "backtest", *args)
