@@ -88,6 +88,25 @@ def cache_levels(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray
 
 
 @engine_jit()
+def grid_layout(close: float, levels: int, geometric: bool, fixed: bool, lower: float, upper: float,
+                atr_range: bool, half_width: float, step_pct: float) -> tuple[float, float]:
+    """(lowest level, step) of a grid arming at `close`: level k = lo + k x step (arithmetic) or
+    lo x step^k (geometric). The range is [lower, upper] when `fixed`, close -/+ half_width for an
+    ATR-sized range, else the levels are `step_pct` apart, centred on the close. Also what
+    `strategies.grid_profit` lays a grid out with, so its figure is the engine's."""
+    if fixed or atr_range:
+        lo, hi = (lower, upper) if fixed else (close - half_width, close + half_width)
+        step = (hi / lo) ** (1.0 / (levels - 1)) if geometric else (hi - lo) / (levels - 1)
+        return lo, step
+    s = step_pct / 100.0
+    if geometric:
+        step = 1.0 + s
+        return close / step ** ((levels - 1) / 2.0), step
+    step = close * s
+    return close - step * (levels - 1) / 2.0, step
+
+
+@engine_jit()
 def grid_arm(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, close: float, rules: np.ndarray) -> None:
     """Lay out a fresh grid (no holdings) for parameter row `p` at this close. An ATR-sized range with
     fewer than `atr_bars` bars recorded stays unarmed (0 cells): `grid_decide` arms it once they closed."""
@@ -96,22 +115,13 @@ def grid_arm(sf: np.ndarray, si: np.ndarray, grid: np.ndarray, p: np.ndarray, cl
         si[I_G_CELLS] = 0
         si[I_G_HALTED] = 0
         return
-    geometric = p[P_G_GEOMETRIC] > 0.5
-    if p[P_G_FIXED] > 0.5 or p[P_G_ATR_MULT] > 0.0:
-        if p[P_G_FIXED] > 0.5:
-            lo, hi = p[P_G_LOWER], p[P_G_UPPER]
-        else:  # ATR-sized: close -/+ k x ATR (strategies.atr), then split like a fixed range
-            w = atr_half_width(atr_mean(si, grid, int(p[P_G_ATR_BARS])), p[P_G_ATR_MULT], close, levels, rules)
-            lo, hi = close - w, close + w
-        step = (hi / lo) ** (1.0 / (levels - 1)) if geometric else (hi - lo) / (levels - 1)
-    else:
-        s = p[P_G_STEP_PCT] / 100.0
-        if geometric:
-            step = 1.0 + s
-            lo = close / step ** ((levels - 1) / 2.0)
-        else:
-            step = close * s
-            lo = close - step * (levels - 1) / 2.0
+    fixed = p[P_G_FIXED] > 0.5
+    atr_range = not fixed and p[P_G_ATR_MULT] > 0.0
+    half_width = 0.0
+    if atr_range:  # close -/+ k x ATR (strategies.atr)
+        half_width = atr_half_width(atr_mean(si, grid, int(p[P_G_ATR_BARS])), p[P_G_ATR_MULT], close, levels, rules)
+    lo, step = grid_layout(close, levels, p[P_G_GEOMETRIC] > 0.5, fixed, p[P_G_LOWER], p[P_G_UPPER],
+                           atr_range, half_width, p[P_G_STEP_PCT])
     sf[F_G_LO] = lo
     sf[F_G_STEP] = step
     si[I_G_CELLS] = levels - 1

@@ -26,7 +26,9 @@ import numpy as np
 
 from core.config import GridConfig
 from core.errors import ConfigError
-from strategies.atr import MAX_HALF_WIDTH
+from core.market_rules import R_TICK
+from strategies.atr import atr_half_width
+from strategies.grid import grid_layout
 from strategies.policy import Policy
 
 
@@ -41,30 +43,25 @@ class GridProfit:
 
 def level_ratios(g: GridConfig, ref_price: float = 1.0, atr_frac: float | None = None,
                  tick_size: float = 0.0) -> np.ndarray | None:
-    """level[k + 1] / level[k] for every cell, as the engine arms the grid (strategies/README.md, Grid).
-
-    Only ratios matter, so a dynamic range is laid out around a close of 1. `atr_frac` (ATR / close)
-    sizes an ATR range; without it that range is unknown before arming and the answer is None.
-    `ref_price` and `tick_size` only serve the engine's two-tick floor on an ATR range's half-width.
-    """
+    """level[k + 1] / level[k] for every cell, laid out by the engine's own `grid_layout` at a close of
+    `ref_price` (only ratios matter). `atr_frac` (ATR / close) sizes an ATR range, through the engine's
+    `atr_half_width` (its two-tick floor needs `tick_size`); without it that range is unknown before
+    arming and the answer is None."""
     n, geometric = g.levels, g.spacing == "geometric"
-    k = np.arange(n, dtype=np.float64)
-    if g.range_mode == "fixed":
-        lo, hi = float(g.lower_price), float(g.upper_price)
-    elif g.range_atr_mult > 0:
+    fixed = g.range_mode == "fixed"
+    atr_range = not fixed and g.range_atr_mult > 0
+    half_width = 0.0
+    if atr_range:
         if atr_frac is None:
             return None
-        floor = 2.0 * tick_size * (n - 1) / ref_price if ref_price > 0 else 0.0
-        half = min(max(g.range_atr_mult * atr_frac, floor), MAX_HALF_WIDTH)
-        lo, hi = 1.0 - half, 1.0 + half
-    elif geometric:
-        return np.full(n - 1, 1.0 + g.grid_step_pct / 100.0)
-    else:  # centred on the close, grid_step_pct of it apart (the config keeps the bottom above 0)
-        levels = 1.0 + g.grid_step_pct / 100.0 * (k - (n - 1) / 2.0)
-        return levels[1:] / levels[:-1]
+        rules = np.zeros(R_TICK + 1)
+        rules[R_TICK] = tick_size
+        half_width = atr_half_width(atr_frac * ref_price, g.range_atr_mult, ref_price, n, rules)
+    lo, step = grid_layout(ref_price, n, geometric, fixed, float(g.lower_price or 0.0), float(g.upper_price or 0.0),
+                           atr_range, half_width, g.grid_step_pct)
     if geometric:
-        return np.full(n - 1, (hi / lo) ** (1.0 / (n - 1)))
-    levels = lo + (hi - lo) / (n - 1) * k
+        return np.full(n - 1, step)
+    levels = lo + step * np.arange(n, dtype=np.float64)
     return levels[1:] / levels[:-1]
 
 
