@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import ccxt
 
 from core import errors
+from exchange.http_session import ExchangeSession
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def make_exchange(
         "options": {**v.options, **(options or {})},
     }
     config.update(credentials or {})
+    if not asynchronous:
+        config["session"] = ExchangeSession()  # requests without its per-call merging (see http_session)
     ex = getattr(module, name)(config)
     ex.has = {**ex.has, **v.has_overrides}
     if base_url:

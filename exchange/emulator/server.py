@@ -159,9 +159,12 @@ class _Handler(BaseHTTPRequestHandler):
     # Keep-alive, as ccxt's session reuses connections; idle ones close after `timeout` seconds.
     protocol_version = "HTTP/1.1"
     timeout = 30
-    # Headers and body leave in two writes: without TCP_NODELAY, Nagle plus the client's delayed
-    # ACK add ~40 ms to every answer on a kept-alive connection.
+    # Without TCP_NODELAY, Nagle plus the client's delayed ACK add ~40 ms to an answer that leaves
+    # in more than one write on a kept-alive connection.
     disable_nagle_algorithm = True
+    # Buffer the answer so headers and body leave in one write (`handle_one_request` flushes after
+    # each request): one syscall and one wake-up of the client instead of two per answer.
+    wbufsize = 64 * 1024
     server: _HTTPServer
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
