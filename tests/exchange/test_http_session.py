@@ -124,3 +124,46 @@ def test_a_redirect_is_not_followed_and_ccxt_reports_an_error(emu: EmulatorServe
     finally:
         emu.router.remove(moved)
     assert [s[1] for s in seen] == ["/api/v3/time"]  # nothing was sent to the Location
+
+
+def test_tls_is_verified_on_the_short_path_as_in_requests(tmp_path: Any) -> None:
+    """A server whose certificate nobody trusts is refused; its own CA file or verify=False lets it in."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a self-signed certificate")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ok)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/x"
+    try:
+        for session in (_stock(), ExchangeSession()):
+            with pytest.raises(requests.exceptions.SSLError):
+                session.request("GET", url, verify=True, timeout=5)
+            assert session.request("GET", url, verify=str(cert), timeout=5).json() == {}
+        with pytest.raises(requests.exceptions.SSLError):  # verify not given: the session's (True)
+            ExchangeSession().request("GET", url, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
