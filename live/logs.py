@@ -1,5 +1,9 @@
 """Structured logs for the runner: human lines by default, one JSON object per line with `--json-logs`.
 
+`setup_logging` formats the runner's logger (`aiotrade.live`, at the level asked) and, at WARNING, every
+other logger of the process (the venue adapter's `aiotrade.exchange`, `core`, third-party libraries)
+through the root logger: each record is written once, and a JSON log stays one JSON object per line.
+
 Every record the runner emits carries an `event` name and fields (`pair`, `bar_ts`, `client_id`, ...)
 passed as `extra={"fields": {...}}` through `log_event`, so a log shipper can index them. Secrets never
 reach a log: credentials are masked objects (`core.secrets`) and no request bodies are logged here.
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 LOGGER_NAME = "aiotrade.live"
+HANDLER_NAME = "aiotrade-live"
 log = logging.getLogger(LOGGER_NAME)
 
 
@@ -49,14 +54,24 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(json_logs: bool, level: int = logging.INFO, stream: Any = None) -> logging.Handler:
-    """Attach one handler to the runner's logger (idempotent: replaces the one set up before)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else TextFormatter())
-    handler.set_name("aiotrade-live")
-    for h in list(log.handlers):
-        if h.get_name() == "aiotrade-live":
-            log.removeHandler(h)
-    log.addHandler(handler)
+    """Attach the handler to the runner's logger, and one with the same format and stream at WARNING
+    to the root logger for everything else (idempotent: replaces the ones set up before). Returns the
+    runner logger's handler."""
+    out = stream or sys.stderr
+    fmt = JsonFormatter() if json_logs else TextFormatter()
+    handler = _install(log, logging.StreamHandler(out), fmt)
     log.setLevel(level)
-    log.propagate = False
+    log.propagate = False  # the root's handler would write the runner's records a second time
+    others = _install(logging.getLogger(), logging.StreamHandler(out), fmt)
+    others.setLevel(logging.WARNING)
+    return handler
+
+
+def _install(logger: logging.Logger, handler: logging.Handler, fmt: logging.Formatter) -> logging.Handler:
+    handler.setFormatter(fmt)
+    handler.set_name(HANDLER_NAME)
+    for h in list(logger.handlers):
+        if h.get_name() == HANDLER_NAME:
+            logger.removeHandler(h)
+    logger.addHandler(handler)
     return handler

@@ -9,7 +9,8 @@ Capital per pair, exposure, drawdown kill switch and daily loss limit come from 
 rules from `core.market_rules` (venue filters for known pairs, fee overrides from `[exchange]`).
 A grid or DCA the capital cannot carry at full depth is refused before anything runs, with the
 minimum capital in the message. A grid whose step is below the round-trip fees is only warned about
-(logged and kept in `PairResult.warnings` for the CLI): every round trip loses money, but a user may
+(logged and kept in `PairResult.warnings`; `aiotrade backtest` prints them under its tables and keeps
+its log handler off these records, so each shows once): every round trip loses money, but a user may
 want to study exactly that.
 
 Hook for registered policies: `resolve_policy(spec)` turns `--policy` into a Policy and a regime

@@ -9,6 +9,7 @@ import typer
 
 from pipeline.cli.app import ConfigOpt, app, load
 from pipeline.cli.console import make_console
+from pipeline.cli.logs import printed_here
 
 _out = make_console()
 
@@ -69,7 +70,8 @@ def backtest(
     )
     if req.start_ms is not None and req.end_ms is not None and req.start_ms >= req.end_ms:
         raise ConfigError(f"--from {from_} is not before --to {to}", "give a range whose start comes first")
-    with _out.status(f"backtesting {', '.join(pairs)} ({req.timeframe})"):
+    # pipeline.backtest's warnings come back in res.warnings and are printed below the tables
+    with _out.status(f"backtesting {', '.join(pairs)} ({req.timeframe})"), printed_here("pipeline.backtest"):
         results = run_backtest(cfg, req, store or cfg.data.store_dir)
     span = f"{from_ or 'start'}_{to or 'end'}".replace(":", "")
     out_dir = out or Path("user_data") / "backtests" / f"{'-'.join(p.replace('/', '') for p in pairs)}_{span}"

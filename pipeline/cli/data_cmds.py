@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +9,7 @@ import typer
 
 from pipeline.cli.app import ConfigOpt, app, load
 from pipeline.cli.console import make_console
+from pipeline.cli.logs import printed_here
 
 data_app = typer.Typer(help="List and check the stored candles.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -46,7 +44,7 @@ def import_cmd(
     policy = off_grid or cfg.data.off_grid
     if policy not in ("floor", "reject"):
         raise ConfigError(f"--off-grid {policy!r} is not allowed", "use --off-grid floor or --off-grid reject")
-    with _quiet_candle_warnings():  # the report below says the same, next to its file
+    with printed_here("core.candles"):  # the report below says the same, next to its file
         outcome = import_path(CandleStore(cfg.data.store_dir), path, exchange, pair, timeframe, policy)
     for prep, res in zip(outcome.prepared, outcome.written, strict=True):
         change = f"{res.added} new, {res.replaced} replaced" if res.changed else "already stored, unchanged"
@@ -93,17 +91,6 @@ def check_cmd(config: ConfigOpt = None) -> None:
             "delete each invalid file and download or import it again",
         )
     _out.print(f"[green]{len(infos)} dataset(s) OK[/]")
-
-
-@contextmanager
-def _quiet_candle_warnings() -> Iterator[None]:
-    logger = logging.getLogger("core.candles")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _table(infos, title: str):

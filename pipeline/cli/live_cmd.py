@@ -39,9 +39,13 @@ def live(
     import logging
 
     from live.logs import setup_logging
+    from pipeline.cli.logs import hand_over
 
     cfg = load(config)
-    # A replay prints its summary; its per-order log lines would be thousands: warnings only.
+    # Every log line of a run in the runner's format (text or JSON), the other libraries' too: the
+    # CLI's own handler steps aside. A replay prints its summary; its per-order lines would be
+    # thousands: warnings only.
+    hand_over()
     setup_logging(cfg.live.json_logs if json_logs is None else json_logs,
                   logging.WARNING if replay is not None else logging.INFO)
     if replay is not None:

@@ -21,6 +21,7 @@ from pipeline.cli import (
 )
 from pipeline.cli.app import app
 from pipeline.cli.console import make_console
+from pipeline.cli.logs import cli_logging
 
 _err = make_console(stderr=True)
 
@@ -29,7 +30,8 @@ def main() -> None:
     from core.errors import AIOTradeError
 
     try:
-        app(standalone_mode=False)
+        with cli_logging():  # library warnings: once each, on stderr, as `warning: ...`
+            app(standalone_mode=False)
     except AIOTradeError as e:
         _err.print(f"[bold red]error:[/] {escape(e.problem)}", highlight=False)
         if e.fix:

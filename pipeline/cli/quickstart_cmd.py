@@ -15,6 +15,7 @@ import typer
 
 from pipeline.cli.app import ConfigOpt, app, load
 from pipeline.cli.console import make_console
+from pipeline.cli.logs import printed_here
 
 # The sample's last days, replayed as paper trading (the sample ends 2023-03-23 23:55 UTC).
 PAPER_DAYS = 3
@@ -65,5 +66,6 @@ def quickstart(
     if not data_only:
         steps += [("train the regime model and tune the policy (aiotrade train)", train_policy),
                   (f"paper-trade the champion policy on the last {PAPER_DAYS} days (aiotrade live --replay)", paper_trade)]
-    run_quickstart(load(config), console, steps)
+    with printed_here("pipeline.tune_run"):  # a study's fallback is printed under the studies table
+        run_quickstart(load(config), console, steps)
     console.print("[green]quickstart done[/]: browse the runs with `aiotrade ui`; paper-trade live with `aiotrade live`")

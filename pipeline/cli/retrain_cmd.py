@@ -8,6 +8,7 @@ import typer
 
 from pipeline.cli.app import ConfigOpt, app, load
 from pipeline.cli.console import make_console
+from pipeline.cli.logs import printed_here
 
 _out = make_console()
 
@@ -38,13 +39,15 @@ def retrain(
         parse_schedule(schedule)  # a bad expression fails before anything loads
     cfg = load(config)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.basicConfig(level=logging.WARNING)
-    if schedule is not None:
-        try:
-            run_schedule(cfg, schedule, _out, download)
-        except (KeyboardInterrupt, SystemExit):
-            _out.print("retrain scheduler stopped")
-        return
-    o = retrain_once(cfg, _out, download=download)
+    # Printed to _out by the steps themselves: pipeline.retrain's notes and "retrain failed", a study's
+    # fallback (pipeline.tune_run) under the studies table.
+    with printed_here("pipeline.retrain", up_to=logging.ERROR), printed_here("pipeline.tune_run"):
+        if schedule is not None:
+            try:
+                run_schedule(cfg, schedule, _out, download)
+            except (KeyboardInterrupt, SystemExit):
+                _out.print("retrain scheduler stopped")
+            return
+        o = retrain_once(cfg, _out, download=download)
     verdict = "[green]promoted[/]" if o.promoted else "[yellow]kept the champion[/]"
     _out.print(f"retrain: {verdict}: {o.reason}")

@@ -9,6 +9,7 @@ import typer
 
 from pipeline.cli.app import ConfigOpt, app, load
 from pipeline.cli.console import make_console
+from pipeline.cli.logs import printed_here
 
 _out = make_console()
 
@@ -41,4 +42,5 @@ def train(
         raw["model"]["cv_folds"] = folds
     cfg = config_from_dict(raw, source="command line") if (pairs or timeframe or store or folds) else cfg
     ctx = TrainContext(config=cfg, store=CandleStore(cfg.data.store_dir), console=_out, register=register)
-    run_train(ctx, full_steps())  # the regime model's steps, then tuning, evaluation and the policy bundle
+    with printed_here("pipeline.tune_run"):  # a study's fallback is printed under the studies table
+        run_train(ctx, full_steps())  # the regime model's steps, then tuning, evaluation and the policy bundle

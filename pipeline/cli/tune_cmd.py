@@ -38,8 +38,6 @@ def tune(
                                                       "(default: its own budget).", min=1)] = None,
 ) -> None:
     """Join a tuning study as an extra worker (--worker), or list the studies (--list)."""
-    import logging
-
     import optuna
 
     from core.errors import ConfigError
@@ -56,7 +54,6 @@ def tune(
         raise ConfigError("aiotrade tune needs --list, or --worker with --study NAME",
                           "studies are created by `aiotrade train`; list them with `aiotrade tune --list`")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.basicConfig(level=logging.WARNING)
     with _out.status(f"joining {study} in {where}") as status:
 
         def progress(key: str, done: int, total: int) -> None:
