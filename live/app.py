@@ -6,11 +6,15 @@ the very same stack in-process. Safety rules enforced here:
 - A state DB remembers the mode and exchange it was used with; mixing paper and live state (or two
   exchanges) in one DB is refused.
 - No champion policy, or one trained for other pairs/timeframes: a clear error before anything starts.
-- Real orders with a grid whose step is below the round-trip fees (every round trip loses money): refused.
+- A grid whose profit per round trip after fees is negative: refused with real orders, warned about in
+  paper trading (`GridFeeCheck`), at start and for every policy the watcher swaps in later. An
+  ATR-sized grid (`grid.range_atr_mult` > 0) is judged with the typical ATR of the pair's recent
+  candles, as the backtest's warning judges it; the ATR at each later arming is not re-checked.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -19,17 +23,24 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config
-from core.errors import ConfigError
+from core.errors import AIOTradeError, ConfigError
 from core.market_rules import venue_fees
 from core.secrets import Credentials, load_credentials
+from core.timeframes import timeframe_ms
 from exchange.ccxt_venue import CcxtVenue
 from exchange.paper import PaperVenue
 from exchange.port import Venue
+from live.candles import fetch_closed
 from live.clock import Clock, FollowingClock, WallClock
+from live.logs import log_event
 from live.policy_source import ActivePolicy, StaticPolicy, check_compatible
 from live.runner import PolicyFeed, Runner
 from live.state import StateStore
-from strategies.grid_profit import refuse_losing_grids
+from strategies.grid_profit import has_atr_grid, losing_grids, losing_grids_error, typical_atr_frac
+
+# An ATR-sized grid's step depends on the market. Its fee check takes the median ATR over about this
+# many closed base candles of each pair (the backtest's warning takes it over the backtest's span).
+TYPICAL_ATR_BARS = 1000
 
 
 @dataclass(frozen=True)
@@ -102,16 +113,79 @@ def load_policy(cfg: Config, opts: LiveOptions) -> tuple[ActivePolicy, PolicyFee
     return active, watcher
 
 
+@dataclass(frozen=True)
+class GridFeeCheck:
+    """Grids of a policy whose profit per round trip after fees is negative: with real orders
+    (`mode == "live"`) a ConfigError naming the parameter and the fix, as Binance's grid bot refuses
+    them; otherwise one warning each, and trading goes on. Run at start and, through the watcher
+    (`ChampionWatcher.grid_check`), on every policy before it is swapped in: a raise refuses it.
+
+    A step or fixed range is judged with the configured fees. An ATR-sized range is judged per pair
+    with the median ATR over its last `TYPICAL_ATR_BARS` closed candles (fetched from the venue) and
+    its market's maker fee and tick; the ATR when the grid actually arms later is not checked again."""
+
+    cfg: Config
+    venue: Venue
+    clock: Clock
+    mode: str
+
+    def __call__(self, active: ActivePolicy) -> None:
+        where = "strategy" if isinstance(active, StaticPolicy) else f"policy {active.version}"
+        ex = self.cfg.exchange
+        found = losing_grids(active.policy, venue_fees(ex.name, ex.maker_fee_pct, ex.taker_fee_pct)[0], where)
+        if has_atr_grid(active.policy) and not (found and self.mode == "live"):
+            found += self._atr_findings(active, where)
+        if found and self.mode == "live":
+            raise losing_grids_error(found)
+        for problem, fix in found:
+            log_event(logging.WARNING, "grid_below_fees", f"{problem}; {fix} (paper trading goes on; "
+                      "`aiotrade live --live` refuses this grid)", policy_version=active.version)
+
+    def _atr_findings(self, active: ActivePolicy, where: str) -> list[tuple[str, str]]:
+        tf = self.cfg.market.base_timeframe
+        found = []
+        try:
+            markets = self.venue.load_markets()
+            since_ms = self.clock.now_ms() - TYPICAL_ATR_BARS * timeframe_ms(tf)
+            for pair in (p for p in self.cfg.market.pairs if p in markets):  # an unlisted pair: the runner says so
+                df = fetch_closed(self.venue, pair, tf, since_ms)
+                if df.empty:
+                    log_event(logging.WARNING, "grid_fees_unchecked", f"{pair}: no {tf} candles to estimate the "
+                              "ATR of the ATR-sized grid; its profit per round trip after fees is not checked", pair=pair)
+                    continue
+                hlc = [df[k].to_numpy(dtype="float64") for k in ("high", "low", "close")]
+                rules = markets[pair].rules
+                found += [(f"{pair}: {p}", f) for p, f in losing_grids(
+                    active.policy, rules.maker_fee, where, float(hlc[2][-1]), lambda n, h=hlc: typical_atr_frac(*h, n),
+                    rules.tick_size, only_atr=True)]
+        except AIOTradeError as e:
+            if self.mode != "live":
+                log_event(logging.WARNING, "grid_fees_unchecked", f"the ATR-sized grid's profit per round trip "
+                          f"after fees is not checked: {e.problem}")
+                return found
+            raise ConfigError(f"cannot check the ATR-sized grid of {where} against the fees: {e.problem}",
+                              f"{e.fix or 'check the connection to the exchange'}; then start again") from e
+        return found
+
+
 def build_runner(cfg: Config, opts: LiveOptions, confirm: Callable[[str], bool] | None = None) -> Runner:
     creds = check_live_allowed(cfg, opts, confirm)
     mode = "live" if creds is not None else "paper"
     active, feed = load_policy(cfg, opts)
-    if mode == "live":  # real money: refuse a grid that loses on every round trip, as Binance's grid bot does
-        maker_fee, _ = venue_fees(cfg.exchange.name, cfg.exchange.maker_fee_pct, cfg.exchange.taker_fee_pct)
-        refuse_losing_grids(active.policy, maker_fee, where="strategy" if opts.static else f"policy {active.version}")
-    store = open_state(cfg, opts, mode)
-    venue = make_venue(cfg, creds, opts.state_db or cfg.live.state_db)
-    clock: Clock = FollowingClock(venue.fetch_time_ms, poll_s=0.02) if opts.follow_exchange_clock else WallClock()
+    opened: list[Any] = [feed]  # closed again when the start is refused
+    try:
+        venue = make_venue(cfg, creds, opts.state_db or cfg.live.state_db)  # real orders: no I/O yet
+        opened.append(venue)
+        clock: Clock = FollowingClock(venue.fetch_time_ms, poll_s=0.02) if opts.follow_exchange_clock else WallClock()
+        check = GridFeeCheck(cfg, venue, clock, mode)
+        check(active)  # real orders: a losing grid is refused before the state DB is opened
+        store = open_state(cfg, opts, mode)
+    except BaseException:
+        for thing in reversed(opened):
+            thing.close()
+        raise
+    if not opts.static:  # the champion watcher: each policy it swaps in gets the same check first
+        feed.grid_check = check  # type: ignore[attr-defined]
     return Runner(cfg, venue, store, active, clock, feed=feed, mode=mode)
 
 

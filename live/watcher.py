@@ -5,7 +5,10 @@ Validation, in two steps, before a bundle may trade:
 1. while loading (background thread): it must be an aiotrade policy bundle whose feature spec is
    the one this code builds (`models.policy_bundle`), trained for the configured base timeframe,
    pairs and exchange (`live.policy_source.check_compatible`);
-2. at the bar boundary (runner thread): it must predict on every pair's current candles (`probe`).
+2. at the bar boundary (runner thread): it must predict on every pair's current candles (`probe`),
+   and, when trading real money, its grids must make money per round trip after fees (`grid_check`,
+   set by `live.app`: `GridFeeCheck`, which only warns in paper trading; an ATR-sized grid is judged
+   with the typical ATR of the pairs' recent candles, fetched through the runner's venue).
 A bundle failing either is refused and logged (once per version), and the current policy keeps
 trading. The version is loaded by number, not by alias, so a second move of the alias during the
 load cannot mix two versions.
@@ -30,6 +33,7 @@ from models.policy_bundle import alias_version, load_policy_bundle
 from models.registry import use_store
 
 Probe = Callable[[ActivePolicy], None]
+GridCheck = Callable[[ActivePolicy], None]  # raises to refuse the candidate
 
 
 class ChampionWatcher(PolicyFeed):
@@ -41,6 +45,7 @@ class ChampionWatcher(PolicyFeed):
         self.current_version: str | None = None
         self.refused: dict[str, str] = {}  # version -> why
         self.probe: Probe | None = None
+        self.grid_check: GridCheck | None = None
         self._ready: ActivePolicy | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -97,7 +102,10 @@ class ChampionWatcher(PolicyFeed):
             self._ready = bundle
 
     def _refuse(self, version: str, e: Exception) -> None:
-        why = e.problem if isinstance(e, AIOTradeError) else f"{type(e).__name__}: {e}"
+        if isinstance(e, AIOTradeError):
+            why = f"{e.problem} (fix: {e.fix})" if e.fix else e.problem
+        else:
+            why = f"{type(e).__name__}: {e}"
         self.refused[version] = why
         log_event(logging.ERROR, "policy_refused", f"policy {self.name}/{version} refused, the current one "
                   f"({self.name}/{self.current_version}) keeps trading: {why}", version=version)
@@ -114,12 +122,14 @@ class ChampionWatcher(PolicyFeed):
         if new is None:
             return None
         version = new.version.rsplit("/", 1)[-1]
-        if self.probe is not None:
-            try:
+        try:
+            if self.probe is not None:
                 self.probe(new)
-            except Exception as e:  # noqa: BLE001 - a bundle that cannot predict must not trade
-                self._refuse(version, e)
-                return None
+            if self.grid_check is not None:
+                self.grid_check(new)
+        except Exception as e:  # noqa: BLE001 - a bundle that cannot predict or loses per round trip must not trade
+            self._refuse(version, e)
+            return None
         self.current_version = version
         log_event(logging.WARNING, "policy_accepted", f"policy {new.version} validated; every pair switches at "
                   "this bar", version=new.version)

@@ -99,8 +99,8 @@ def grid_profit_problem(g: GridConfig, maker_fee: float, label: str, ref_price: 
         return None
     if g.range_mode == "fixed":
         name = f"{label}.grid.levels (range {g.lower_price:g}..{g.upper_price:g})"
-    elif g.range_atr_mult > 0:
-        name = f"{label}.grid.levels (range +/-{g.range_atr_mult:g} x ATR({g.atr_bars}))"
+    elif atr_sized(g):
+        name = f"{label}.grid.range_atr_mult (range +/-{g.range_atr_mult:g} x ATR({g.atr_bars}), {g.levels} levels)"
     else:
         name = f"{label}.grid.grid_step_pct"
     profit = _span(gp.min_pct, gp.max_pct, 3)
@@ -111,57 +111,70 @@ def grid_profit_problem(g: GridConfig, maker_fee: float, label: str, ref_price: 
     else:
         problem = (f"{name}: grid profit per round trip after fees is {profit} (step {step}, fees "
                    f"{gp.fees_pct:.2f}%): round trips in the upper cells lose money")
-    if g.range_atr_mult > 0 and g.range_mode == "dynamic":
+    if atr_sized(g):
         problem += f" (estimated with a typical ATR of {atr_frac * 100:.3f}% of the price)"
     return problem, _fix(g, maker_fee, ref_price, atr_frac, tick_size)
 
 
 def _fix(g: GridConfig, maker_fee: float, ref_price: float, atr_frac: float | None, tick_size: float) -> str:
-    """What clears the fees: the most levels that do (a range), or the smallest step (grid_step_pct)."""
+    """What clears the fees: the smallest step (grid_step_pct) or ATR multiple (range_atr_mult), or the
+    most levels that do (a fixed or ATR-sized range)."""
     def clears(**update: float) -> bool:
         gp = grid_profit(g.model_copy(update=update), maker_fee, ref_price, atr_frac, tick_size)
         return gp is not None and gp.min_pct > 0
 
-    if g.range_mode == "dynamic" and g.range_atr_mult == 0:
-        # bisect the break-even step up to the config's bound (an arithmetic grid's bottom above 0)
-        lo, hi = g.grid_step_pct, 50.0 if g.spacing == "geometric" else min(50.0, 199.0 / (g.levels - 1))
-        if not clears(grid_step_pct=hi):
-            return "raise grid.grid_step_pct or use fewer levels"
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (lo, mid) if clears(grid_step_pct=mid) else (mid, hi)
-        return f"raise grid.grid_step_pct to at least {math.ceil(hi * 1000) / 1000:g}"  # rounded up: it clears
     fitting = [n for n in range(g.levels - 1, 1, -1) if clears(levels=n)]
-    if not fitting:
-        return "widen the range (even 2 levels lose money in it)"
-    return f"widen the range or use fewer levels (at most {fitting[0]} clear the fees)"
+    fewer = f"use fewer levels (at most {fitting[0]} clear the fees)" if fitting else "use fewer levels"
+    if g.range_mode == "fixed":
+        return f"widen the range or {fewer}" if fitting else "widen the range (even 2 levels lose money in it)"
+    # bisect the break-even value up to the config's bound (an arithmetic grid's bottom above 0)
+    name, scale = ("range_atr_mult", 100) if atr_sized(g) else ("grid_step_pct", 1000)
+    lo = g.range_atr_mult if atr_sized(g) else g.grid_step_pct
+    hi = 100.0 if atr_sized(g) else 50.0 if g.spacing == "geometric" else min(50.0, 199.0 / (g.levels - 1))
+    if not clears(**{name: hi}):
+        return f"raise grid.{name} or {fewer}"
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if clears(**{name: mid}) else (mid, hi)
+    least = f"raise grid.{name} to at least {math.ceil(hi * scale) / scale:g}"  # rounded up: it clears
+    return f"{least}, or {fewer}" if fitting and atr_sized(g) else least
 
 
 def _span(lo: float, hi: float, digits: int) -> str:
     return f"{lo:.{digits}f}%" if f"{lo:.{digits}f}" == f"{hi:.{digits}f}" else f"{lo:.{digits}f}% .. {hi:.{digits}f}%"
 
 
+def atr_sized(g: GridConfig) -> bool:
+    """The grid's range is close -/+ range_atr_mult x ATR when it arms: known only from candles."""
+    return g.range_mode == "dynamic" and g.range_atr_mult > 0
+
+
+def has_atr_grid(policy: Policy) -> bool:
+    return any(rp.engine == "grid" and atr_sized(rp.grid) for rp in policy.regimes.values())
+
+
 def losing_grids(policy: Policy, maker_fee: float, where: str = "strategy", ref_price: float = 1.0,
-                 atr_frac_of: Callable[[int], float | None] | None = None, tick_size: float = 0.0) -> list[tuple[str, str]]:
+                 atr_frac_of: Callable[[int], float | None] | None = None, tick_size: float = 0.0,
+                 only_atr: bool = False) -> list[tuple[str, str]]:
     """(problem, fix) for every grid regime of the policy whose round trips lose money after fees.
-    `atr_frac_of(atr_bars)` estimates ATR / close for ATR-sized ranges (None: those are skipped)."""
+    `atr_frac_of(atr_bars)` estimates ATR / close for ATR-sized ranges (None: those are skipped);
+    `only_atr` checks those ranges alone (the others need no candles: checked once, not per pair)."""
     out = []
     for rid, rp in sorted(policy.regimes.items()):
-        if rp.engine != "grid":
+        if rp.engine != "grid" or (only_atr and not atr_sized(rp.grid)):
             continue
         label = where if len(policy.regimes) == 1 else f"{where} regime {rid}"
         g = rp.grid
-        atr_frac = atr_frac_of(g.atr_bars) if atr_frac_of is not None and g.range_atr_mult > 0 else None
+        atr_frac = atr_frac_of(g.atr_bars) if atr_frac_of is not None and atr_sized(g) else None
         found = grid_profit_problem(g, maker_fee, label, ref_price, atr_frac, tick_size)
         if found is not None:
             out.append(found)
     return out
 
 
-def refuse_losing_grids(policy: Policy, maker_fee: float, where: str = "strategy") -> None:
-    """ConfigError for a grid whose round trips lose money after fees (real trading: Binance refuses
-    such a grid too). ATR-sized ranges are known only when they arm and are not checked here."""
-    found = losing_grids(policy, maker_fee, where)
-    if found:
-        fixes = "; ".join(dict.fromkeys(f for _, f in found))
-        raise ConfigError("; ".join(p for p, _ in found), f"{fixes} (a backtest still runs it, with a warning)")
+def losing_grids_error(found: list[tuple[str, str]]) -> ConfigError:
+    """What refuses real trading (`live.app`; Binance's grid bot refuses such a grid too): one error for
+    `losing_grids` findings of one or several pairs, every problem and each fix once."""
+    fixes = "; ".join(dict.fromkeys(f for _, f in found))
+    return ConfigError("; ".join(dict.fromkeys(p for p, _ in found)),
+                       f"{fixes} (paper trading and backtests still run it, with a warning)")

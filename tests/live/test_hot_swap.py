@@ -1,16 +1,22 @@
 """Hot swap: moving the champion alias during a replay switches the policy at the next bar; a broken
-bundle is refused and trading continues on the old one."""
+bundle is refused and trading continues on the old one, and so is a bundle whose grids lose money per
+round trip after fees when trading real money (paper trading takes it, with a warning)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from core.config import config_from_dict
+from core.config import GridConfig, config_from_dict
+from live.app import GridFeeCheck
+from live.logs import LOGGER_NAME
 from live.replay import load_replay_state, run_replay, start_emulator
 from live.state import StateStore
 from live.watcher import ChampionWatcher
 from models.classifier import RegimeClassifier
 from models.policy_bundle import set_alias
+from strategies.policy import Policy, RegimeParams
 
 from . import bundles
 from .conftest import BAR_MS, DAY_MS, SAMPLE
@@ -34,10 +40,12 @@ def _policy_by_bar(store: StateStore) -> dict[int, str]:
     return {int((ts - START) // BAR_MS): v for ts, v in rows}
 
 
-def _replay(cfg, tmp_path, moves: dict[int, str]):
+def _replay(cfg, tmp_path, moves: dict[int, str], fee_mode: str | None = None):
     watcher = ChampionWatcher(cfg, synchronous=True)
     first = watcher.load_current()
     env = start_emulator(load_replay_state(SAMPLE, cfg, START), cfg)
+    if fee_mode is not None:  # what `aiotrade live` wires in: "live" with --live, else "paper"
+        watcher.grid_check = GridFeeCheck(cfg, env.venue, env.clock, fee_mode)
     store = StateStore(tmp_path / "s.db", namespace=cfg.live.bot_name)
 
     def on_bar(close_ms, reports):
@@ -107,3 +115,54 @@ def test_background_watcher_loads_a_moved_alias_off_thread(tmp_path, monkeypatch
         assert watcher.poll(0) is None, "handed over once"
     finally:
         watcher.close()
+
+
+def _atr_grid_policy() -> Policy:
+    """+/-3 x ATR(14) in 12 levels: steps of ~0.07% on 5m BTC against 0.2% of round-trip fees."""
+    g = GridConfig(levels=12, range_atr_mult=3.0, order_size_quote=60.0)
+    return Policy(regimes={i: RegimeParams(engine="grid", grid=g) for i in range(4)}, min_dwell_bars=0,
+                  min_regime_probability=0.0)
+
+
+@pytest.mark.parametrize("losing", ["step", "atr"])
+def test_a_grid_losing_after_fees_is_refused_at_the_swap_when_trading_real_money(tmp_path, monkeypatch, losing):
+    uri = bundles.open_registry(tmp_path, monkeypatch)
+    v_good = bundles.register(bundles.bundle(bundles.dca_policy()))
+    bad = bundles.grid_policy(0.1) if losing == "step" else _atr_grid_policy()
+    v_bad = bundles.register(bundles.bundle(bad), alias=None)
+    runner, store, watcher, orders = _replay(_cfg(uri), tmp_path, {SWAP_AFTER: v_bad}, fee_mode="live")
+    assert set(_policy_by_bar(store).values()) == {f"aiotrade-policy/{v_good}"}, "the old policy kept trading"
+    assert runner.stats.bars == N_BARS and orders
+    why = watcher.refused[v_bad]
+    if losing == "step":
+        assert why.startswith(f"policy aiotrade-policy/{v_bad} regime 0.grid.grid_step_pct: grid profit per round "
+                              "trip after fees is -0.100% (step 0.10% < fees 0.20%)"), why
+        assert "(fix: raise grid.grid_step_pct to at least 0.201" in why
+    else:  # judged on the emulator's candles before the swap, fetched through real ccxt
+        assert why.startswith(f"BTC/USDT: policy aiotrade-policy/{v_bad} regime 0.grid.range_atr_mult (range +/-3 x "
+                              "ATR(14), 12 levels): grid profit per round trip after fees is -0."), why
+        assert "every grid round trip loses money (estimated with a typical ATR of 0." in why
+        assert "(fix: raise grid.range_atr_mult to at least " in why
+    store.close()
+
+
+def test_paper_trading_swaps_in_a_grid_losing_after_fees_with_a_warning(tmp_path, monkeypatch):
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger(LOGGER_NAME).addHandler(handler)
+    try:
+        uri = bundles.open_registry(tmp_path, monkeypatch)
+        bundles.register(bundles.bundle(bundles.dca_policy()))
+        v_atr = bundles.register(bundles.bundle(_atr_grid_policy()), alias=None)
+        runner, store, watcher, _ = _replay(_cfg(uri), tmp_path, {SWAP_AFTER: v_atr}, fee_mode="paper")
+    finally:
+        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+    by_bar = _policy_by_bar(store)
+    assert {by_bar[k] for k in range(SWAP_AFTER + 1, N_BARS)} == {f"aiotrade-policy/{v_atr}"}
+    assert not watcher.refused
+    warned = [r.getMessage() for r in records if getattr(r, "event", "") == "grid_below_fees"]
+    assert len(warned) == 4, warned  # one per grid regime of the table
+    assert warned[0].startswith(f"BTC/USDT: policy aiotrade-policy/{v_atr} regime 0.grid.range_atr_mult")
+    assert "paper trading goes on; `aiotrade live --live` refuses this grid" in warned[0]
+    store.close()

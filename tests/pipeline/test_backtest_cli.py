@@ -79,10 +79,10 @@ def test_a_grid_finer_than_the_fees_is_warned_about_and_still_runs(cli, tmp_path
         code, out, err = cli("-c", str(cfg), "-p", "BTC/USDT", *RANGE, "--out", "bt")
     flat = " ".join(out.split())
     assert code == 0, err
-    assert ("warning: BTC/USDT: strategy.grid.levels (range +/-3 x ATR(14)): grid profit per round trip after "
-            "fees is -0.") in flat
+    assert ("warning: BTC/USDT: strategy.grid.range_atr_mult (range +/-3 x ATR(14), 12 levels): grid profit per "
+            "round trip after fees is -0.") in flat
     assert "< fees 0.20%): every grid round trip loses money" in flat
-    assert "widen the range or use fewer levels (at most" in flat
+    assert "raise grid.range_atr_mult to at least " in flat and "or use fewer levels (at most" in flat
     assert [r.getMessage() for r in caplog.records if "every grid round trip loses money" in r.getMessage()]
     summary = json.loads((tmp_path / "bt" / "summary.json").read_text())
     grid = next(r for r in summary if r["run"] == "grid (config)")

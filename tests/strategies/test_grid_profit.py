@@ -13,7 +13,7 @@ from strategies.grid_profit import (
     grid_profit,
     grid_profit_problem,
     losing_grids,
-    refuse_losing_grids,
+    losing_grids_error,
     typical_atr_frac,
 )
 from strategies.policy import Policy, RegimeParams
@@ -121,7 +121,6 @@ def test_normal_grids_do_not_warn():
     assert grid_profit_problem(fixed(25_000, 35_000, 20), FEE, "strategy") is None
     pol = Policy(regimes={0: RegimeParams(engine="grid"), 1: RegimeParams(engine="dca")})
     assert losing_grids(pol, FEE) == []
-    refuse_losing_grids(pol, FEE)  # nothing to refuse
 
 
 def test_policy_regimes_are_labelled_and_atr_ranges_use_the_estimate():
@@ -129,8 +128,20 @@ def test_policy_regimes_are_labelled_and_atr_ranges_use_the_estimate():
     pol = Policy(regimes={0: RegimeParams(engine="dca"), 1: fine})
     assert losing_grids(pol, FEE, "policy p") == []  # ATR range, no estimate: skipped
     found = losing_grids(pol, FEE, "policy p", 30_000.0, lambda n: 0.0015, 0.01)
-    assert len(found) == 1 and found[0][0].startswith("policy p regime 1.grid.levels (range +/-3 x ATR(14))")
+    assert len(found) == 1
+    assert found[0][0].startswith("policy p regime 1.grid.range_atr_mult (range +/-3 x ATR(14), 12 levels): ")
     assert "typical ATR of 0.150% of the price" in found[0][0]
+    assert found[0][1] == "raise grid.range_atr_mult to at least 7.34, or use fewer levels (at most 5 clear the fees)"
+
+
+def test_the_atr_fix_is_the_smallest_multiple_that_clears_the_fees():
+    g = GridConfig(levels=12, range_atr_mult=3.0)
+    _, fix = grid_profit_problem(g, FEE, "strategy", 30_000.0, 0.0015, 0.01)
+    assert fix.startswith("raise grid.range_atr_mult to at least 7.34,")
+    assert grid_profit(g.model_copy(update={"range_atr_mult": 7.34}), FEE, 30_000.0, 0.0015, 0.01).min_pct > 0
+    assert grid_profit(g.model_copy(update={"range_atr_mult": 7.33}), FEE, 30_000.0, 0.0015, 0.01).min_pct <= 0
+    assert grid_profit(g.model_copy(update={"levels": 5}), FEE, 30_000.0, 0.0015, 0.01).min_pct > 0
+    assert grid_profit(g.model_copy(update={"levels": 6}), FEE, 30_000.0, 0.0015, 0.01).min_pct <= 0
 
 
 def test_real_trading_refuses_a_grid_below_the_fees(monkeypatch, tmp_path):
@@ -145,3 +156,15 @@ def test_real_trading_refuses_a_grid_below_the_fees(monkeypatch, tmp_path):
     assert e.value.problem.startswith("strategy.grid.grid_step_pct: grid profit per round trip after fees is")
     assert "raise grid.grid_step_pct to at least 0.201" in e.value.fix
     assert not (tmp_path / "s.db").exists()  # refused before any state or venue was opened
+
+
+def test_one_error_for_several_pairs_names_every_problem_and_each_fix_once():
+    pol = Policy(regimes={0: RegimeParams(engine="grid", grid=GridConfig(levels=12, range_atr_mult=3.0))})
+    found = [(f"{pair}: {p}", f) for pair, atr in (("BTC/USDT", 0.0015), ("ETH/USDT", 0.0015))
+             for p, f in losing_grids(pol, FEE, "strategy", 30_000.0, lambda n, a=atr: a, 0.01)]
+    err = losing_grids_error(found)
+    assert isinstance(err, ConfigError)
+    assert err.problem.count("strategy.grid.range_atr_mult") == 2 and err.problem.startswith("BTC/USDT: ")
+    assert "; ETH/USDT: strategy.grid.range_atr_mult" in err.problem
+    assert err.fix.count("raise grid.range_atr_mult to at least 7.34") == 1
+    assert err.fix.endswith("(paper trading and backtests still run it, with a warning)")
