@@ -35,7 +35,7 @@ def test_backtest_prints_the_grid_fee_warning_once_across_stdout_and_stderr(tmp_
     assert p.returncode == 0, p.stderr
     out, err = _flat(p.stdout), _flat(p.stderr)
     assert out.count(NEEDLE) == 1, p.stdout  # the CLI's own line, below the tables
-    assert "warning: BTC/USDT: strategy.grid." in out
+    assert "warning: BTC/USDT: strategy.grid.range_atr_mult (range +/-3 x ATR(14), 12 levels)" in out
     assert err.count(NEEDLE) == 0, p.stderr
     assert (out + err).count(NEEDLE) == 1
 
