@@ -9,6 +9,9 @@ Prints, measured in this run:
   bars (said so in the output);
 - the live path: `build_latest` for the newest bar (median and p99 of 200 calls; goal <= 20 ms),
   for the 1m/6-timeframe spec and the default 5m spec, against the full rebuild it replaces;
+- the runner's own call, `latest_row` on (ts, (n, 5) array) for the default spec on the bundled
+  sample, per call over consecutive bars, against the version before the fused newest-bar kernels
+  (features/latest.py at commit LATEST_BEFORE, read from git; goal <= 0.2 ms), with the load average;
 - `aiotrade train` (load, features + labels, 4-fold CV with baselines, final fit, MLflow logging)
   on real 5m candles of 3 pairs in a fresh process: seconds per step and peak RSS. ../shared holds
   no third pair with 12 months of 5m, so: BTC/USDT and ETH/USDT 2023 (12 months) plus SOL/USDT
@@ -21,12 +24,16 @@ the previous close, re-stamped on a gap-free grid) to 525,600 bars; a seeded ran
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,6 +130,50 @@ def bench_latest(df: pd.DataFrame, base: str, tfs: list[str], calls: int = 200) 
     build_features(df, spec).iloc[-1]
     rebuild = time.perf_counter() - t0
     return {"p50_ms": 1e3 * float(np.median(lat)), "p99_ms": 1e3 * float(np.percentile(lat, 99)), "rebuild_s": rebuild}
+
+
+# features/latest.py before the fused newest-bar kernels (~40 catalog calls per bar on the tails)
+LATEST_BEFORE = "5667947"
+
+
+def bench_latest_row(calls: int = 2000) -> dict[str, Any]:
+    """Microseconds per `latest_row` call, now and at LATEST_BEFORE, as the runner calls it: the default
+    spec, the bundled BTC/USDT 5m sample, the window moving one bar per call. Best of 3 passes."""
+    from core.store import CandleStore
+    from features import candle_arrays, latest_row, make_spec
+
+    spec = make_spec("5m", ["15m", "1h", "4h"])
+    ts, ohlcv = candle_arrays(CandleStore(REPO / "pipeline" / "sample_data").load("binance", "BTC/USDT", "5m"))
+    need = spec.warmup_base_bars
+    ends = range(len(ts) - calls, len(ts))
+    out: dict[str, Any] = {"load": os.getloadavg()[0]}
+    rows = {}
+    for name, fn in (("after", latest_row), ("before", _latest_row_before())):
+        if fn is None:
+            continue
+        rows[name] = [fn(ts[e - need : e], ohlcv[e - need : e], spec) for e in ends[:200]]  # also loads caches
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for e in ends:
+                fn(ts[e - need : e], ohlcv[e - need : e], spec)
+            best = min(best, (time.perf_counter() - t0) / calls)
+        out[f"{name}_us"] = best * 1e6
+    out["same"] = all(np.array_equal(a, b) for a, b in zip(rows["after"], rows.get("before", rows["after"]), strict=True))
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def _latest_row_before() -> Callable[..., np.ndarray] | None:
+    """`latest_row` of features/latest.py at LATEST_BEFORE, or None without git or that commit."""
+    try:
+        src = subprocess.run(["git", "show", f"{LATEST_BEFORE}:features/latest.py"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("features_latest_before")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(src, f"features/latest.py@{LATEST_BEFORE}", "exec"), module.__dict__)
+    return module.latest_row
 
 
 def _vm_hwm_mb() -> float:
@@ -228,6 +279,7 @@ def main() -> None:
             f"[goal <= 20 ms]; full rebuild for the same row {lat['rebuild_s']:.2f} s -> ratio "
             f"{lat['rebuild_s'] * 1e3 / lat['p50_ms']:.0f}x"
         )
+    print(_latest_row_line(bench_latest_row()))
     if not (SHARED / "2023_1h_5m").is_dir():
         print("training: skipped (../shared/data/ohlcv absent)")
         return
@@ -238,6 +290,16 @@ def main() -> None:
     print(f"aiotrade train on 5m {', '.join(f'{p} {n} bars' for p, n in rows.items())} (n_jobs={res['n_jobs']}):")
     print(f"  {res['total_s']:.0f} s in total ({steps}); {res['rows']} rows x {res['features']} features")
     print(f"  peak RSS {res['peak_rss_mb']:.0f} MB; {res['verdict']}")
+
+
+def _latest_row_line(r: dict[str, Any]) -> str:
+    line = f"latest_row per call (5m + 15m,1h,4h, bundled sample, consecutive bars): {r['after_us']:.0f} us [goal <= 200 us]"
+    if "before_us" not in r:
+        return line + f"; before (commit {LATEST_BEFORE}): skipped (git or the commit absent); load {r['load']:.2f}"
+    return (
+        f"{line}; before (commit {LATEST_BEFORE}) {r['before_us']:.0f} us -> ratio {r['before_us'] / r['after_us']:.1f}x; "
+        f"rows identical: {r['same']}; load average {r['load']:.2f} -> {r['load_after']:.2f}"
+    )
 
 
 def _five_minute(df: pd.DataFrame) -> pd.DataFrame:
