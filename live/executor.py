@@ -1,7 +1,7 @@
 """Carry out a reconcile plan on the venue: cancels first, then creates, every step persisted first.
 
-Create: the intent is committed (deterministic client id) -> marked sent -> the venue is asked ->
-its answer recorded. Cancel: marked cancelling -> the venue is asked -> its final state recorded.
+Create: the intent is committed as sent (deterministic client id) -> the venue is asked -> its answer
+recorded. Cancel: marked cancelling -> the venue is asked -> its final state recorded.
 A crash between any two steps leaves the DB saying exactly what may have happened, and
 `live.sync` settles it by client id before the next decision.
 
@@ -21,7 +21,7 @@ from live.crash import crash_point
 from live.guards import OrderRateLimiter
 from live.logs import log_event
 from live.reconcile import DesiredOrder, Plan, RestingOrder
-from live.state import CANCELLING, INTENT, REJECTED, SENT, EngineRef, StateStore
+from live.state import CANCELLING, REJECTED, SENT, EngineRef, StateStore
 from live.sync import OrderSync
 
 # Bars an order refused by the venue is not sent again in the same shape.
@@ -99,13 +99,15 @@ class Executor:
 
     def _create(self, d: DesiredOrder, bar_ts: int, now_ms: int, rep: ExecReport) -> None:
         eng = d.engine if isinstance(d.engine, EngineRef) else EngineRef(market=d.market)
-        it = self.store.add_intent(pair=self.pair, side=d.side, role=d.role, slot=d.slot, price=d.price,
-                                   amount=d.amount, bar_ts=bar_ts, now_ms=now_ms, engine=eng)
-        if it.status != INTENT:
+        # Committed as "sent" right away: the order goes out after this commit, and an intent or a sent
+        # one are settled alike after a crash (looked up by client id), so the separate "sent" commit
+        # would only add a state that recovery treats the same.
+        it, new = self.store.open_intent(pair=self.pair, side=d.side, role=d.role, slot=d.slot, price=d.price,
+                                         amount=d.amount, bar_ts=bar_ts, now_ms=now_ms, engine=eng, status=SENT)
+        if not new:
             rep.skipped_existing += 1  # decided and sent before a restart: never twice
             return
         crash_point("after_intent")
-        self.store.set_status(it.client_id, SENT, now_ms)
         self.limiter.record(now_ms)
         req = OrderRequest(self.pair, d.side, "market" if d.market else "limit", d.amount,  # type: ignore[arg-type]
                            it.client_id, d.price)

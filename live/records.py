@@ -89,6 +89,15 @@ CREATE TABLE IF NOT EXISTS events(
 );
 """
 
+# Rows rewritten every bar (meta, the engine state) are upserted: an update in place leaves the key's
+# index alone, where INSERT OR REPLACE deletes and re-inserts both (one WAL page more per commit).
+PUT_META = "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+PUT_ENGINE = (
+    "INSERT INTO engine(pair, bar_ts, state, extra_json, updated_ms) VALUES (?,?,?,?,?) ON CONFLICT(pair) DO UPDATE"
+    " SET bar_ts = excluded.bar_ts, state = excluded.state, extra_json = excluded.extra_json,"
+    " updated_ms = excluded.updated_ms"
+)
+
 
 @dataclass(frozen=True)
 class EngineRef:
@@ -165,6 +174,11 @@ def intent_from_row(r: sqlite3.Row) -> Intent:
     return Intent(r["client_id"], r["pair"], r["side"], r["role"], r["slot"], eng, r["price"], r["amount"],
                   r["bar_ts"], r["status"], r["venue_order_id"], r["filled"], r["created_ms"], r["updated_ms"],
                   r["reason"])
+
+
+def fill_from_row(r: sqlite3.Row) -> Fill:
+    return Fill(r["fill_id"], r["client_id"], r["pair"], r["side"], r["price"], r["amount"], r["fee"], r["fee_asset"],
+                r["ts_ms"])
 
 
 def position_from_row(r: sqlite3.Row) -> Position:

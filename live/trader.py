@@ -77,7 +77,8 @@ class PairTrader:
         self.full_sync_every_bars = full_sync_every_bars
         self._bars_since_sync = 0
         self._active_unsynced: list[Intent] | None = None  # active intents read by _needs_sync, no sync since
-        self._extra_json: tuple[Engine, np.ndarray, str, str] | None = None  # the saved params table, serialised
+        self._extra_json: tuple[Engine, bytes, str, str] | None = None  # the saved params table, serialised
+        self._params_json: tuple[ActivePolicy, object, int, str] | None = None  # the regime's params, serialised
 
     # ---- start-up and restart -----------------------------------------------------------------
 
@@ -342,12 +343,21 @@ class PairTrader:
     def _saved_extra(self) -> str:
         """The engine row's extra JSON. The parameter table goes with the state: a restart under another
         policy can retire this one. Serialised again only when the engine or its table changes."""
-        c = self._extra_json
-        if c is None or c[0] is not self.engine or c[2] != self.active.version \
-                or not np.array_equal(c[1], self.engine.params):
-            text = json.dumps({"policy_version": self.active.version, "params": self.engine.params.tolist()},
-                              sort_keys=True)
-            c = self._extra_json = (self.engine, self.engine.params.copy(), self.active.version, text)
+        c, params = self._extra_json, self.engine.params
+        # Compared as bytes (with the shape): equal bytes give equal JSON, NaNs and -0.0 included.
+        key = params.tobytes() + repr((params.shape, params.dtype.str)).encode()
+        if c is None or c[0] is not self.engine or c[2] != self.active.version or c[1] != key:
+            text = json.dumps({"policy_version": self.active.version, "params": params.tolist()}, sort_keys=True)
+            c = self._extra_json = (self.engine, key, self.active.version, text)
+        return c[3]
+
+    def _regime_params(self, regime: int) -> str:
+        """The active regime's parameters as saved with each bar's regime record (JSON), serialised again
+        only when the policy or the regime changes (a `Policy` is frozen)."""
+        c = self._params_json
+        if c is None or c[0] is not self.active or c[1] is not self.active.policy or c[2] != regime:
+            text = json.dumps(describe_params(self.active, regime), sort_keys=True, default=float)
+            c = self._params_json = (self.active, self.active.policy, regime, text)
         return c[3]
 
     def _persist(self, bar_ts: int, applied: list[str], raw: int, prob: float, now_ms: int) -> None:
@@ -355,7 +365,7 @@ class PairTrader:
         names = self.active.regime_names
         regime = (names.get(raw, str(raw)) if raw >= 0 else "none", prob,
                   names.get(active, str(active)) if active >= 0 else "none",
-                  describe_params(self.active, active), self.active.version)
+                  self._regime_params(active), self.active.version)
         row = self.window.row(bar_ts)
         meta = {f"paused:{self.pair}": ""} if self.store.get_meta(f"paused:{self.pair}") else None
         extra = self._saved_extra()

@@ -14,6 +14,7 @@ from strategies.engine import Engine
 from strategies.layout import F_PREV_CLOSE, G_TR, I_ATR_N
 from strategies.policy import Policy, RegimeParams
 from strategies.risk import RunSettings
+from strategies.state import EngineState
 
 RULES = MarketRules("BTC/USDT", 0.01, 0.00001, 0.00001, 5.0)
 
@@ -60,3 +61,38 @@ def test_a_blob_saved_before_the_atr_fields_loads_with_them_fresh():
     np.testing.assert_array_equal(old.grid[:, :7], eng.state.grid[:, :7])
     with pytest.raises(ValueError, match="unknown format"):
         engine_codec.decode(b"XXXX" + _v1_blob(eng)[4:])
+
+
+def _rowwise_blob(s) -> bytes:
+    """The encoder as first written (rows trimmed by a row-wise `any`): the oracle for the faster trim."""
+    rows, parts = [], []
+    for f in ("sf", "si", "grid", "legacy", "orders"):
+        a = getattr(s, f)
+        if a.ndim == 2:
+            used = np.flatnonzero(a.any(axis=1))
+            a = a[: int(used[-1]) + 1 if used.size else 0]
+        rows.append(a.shape[0])
+        parts.append(np.ascontiguousarray(a).tobytes())
+    widths = [getattr(s, f).shape[-1] for f in ("sf", "si", "grid", "legacy", "orders")]
+    return b"AIOE2" + struct.pack("<5q", *rows) + struct.pack("<5q", *widths) + b"".join(parts)
+
+
+def test_the_row_trim_equals_the_rowwise_rule_byte_for_byte():
+    """Trailing rows of zeros are dropped; a row with only -0.0 counts as empty, NaN or inf as used."""
+    rng = np.random.default_rng(7)
+    eng = _trade(Policy.single(RegimeParams(engine="grid")))
+    states = [eng.state, EngineState.new(1000.0)]
+    for _ in range(200):
+        s = EngineState.new(1000.0)
+        for f in ("grid", "legacy", "orders"):
+            a = getattr(s, f)
+            for _ in range(int(rng.integers(0, 4))):
+                r, c = int(rng.integers(0, a.shape[0])), int(rng.integers(0, a.shape[1]))
+                a[r, c] = rng.choice([1.5, -2.0, -0.0, np.nan, np.inf, 1e-300])
+        states.append(s)
+    s = EngineState.new(1000.0)
+    s.orders[-1, -1] = np.nan  # the very last element
+    s.grid[:, :] = -0.0  # all "zero"
+    states.append(s)
+    for s in states:
+        assert engine_codec.encode(s) == _rowwise_blob(s)
