@@ -109,6 +109,10 @@ class Account:
         }
         self.orders: dict[int, SimOrder] = {}
         self.by_client_id: dict[str, int] = {}
+        # The earliest `eligible_from_ms` of the orders added since the emulator's trading state last
+        # matched (None: none added). Its `sync` skips matching at an unchanged clock unless an
+        # added order may fill on a bar that has already closed (see `TradingState.sync`).
+        self.added_eligible_ms: int | None = None
         self.trades: list[SimTrade] = []
         # Order ids changed since the last `drain_changes()` (the paper venue persists only those).
         self.changed_orders: set[int] = set()
@@ -135,6 +139,8 @@ class Account:
     def add_order(self, order: SimOrder) -> None:
         self.orders[order.order_id] = order
         self.by_client_id[order.client_order_id] = order.order_id
+        if self.added_eligible_ms is None or order.eligible_from_ms < self.added_eligible_ms:
+            self.added_eligible_ms = order.eligible_from_ms
         self.mark_changed(order)
 
     def mark_changed(self, order: SimOrder) -> None:

@@ -179,10 +179,11 @@ def register_binance_market_routes(router: Router, state: EmulatorState) -> None
             )
         if interval not in SUPPORTED_TIMEFRAMES:
             raise binance_error(-1120, "Invalid interval.")
-        start = int_param(req.query, "startTime", bad_param("startTime"))
-        end = int_param(req.query, "endTime", bad_param("endTime"))
+        start = int_param(req.query, "startTime", lambda: bad_param("startTime"))
+        end = int_param(req.query, "endTime", lambda: bad_param("endTime"))
         limit = (
-            int_param(req.query, "limit", bad_param("limit"), KLINES_DEFAULT_LIMIT) or KLINES_DEFAULT_LIMIT
+            int_param(req.query, "limit", lambda: bad_param("limit"), KLINES_DEFAULT_LIMIT)
+            or KLINES_DEFAULT_LIMIT
         )
         if start is not None and end is not None and start > end:
             raise binance_error(-1023, "Start time is greater than end time.")
@@ -224,7 +225,10 @@ def register_binance_market_routes(router: Router, state: EmulatorState) -> None
     def depth(req: Request) -> Response:
         market = symbol_market(state, req.query)
         assert market is not None
-        limit = int_param(req.query, "limit", bad_param("limit"), DEPTH_DEFAULT_LIMIT) or DEPTH_DEFAULT_LIMIT
+        limit = (
+            int_param(req.query, "limit", lambda: bad_param("limit"), DEPTH_DEFAULT_LIMIT)
+            or DEPTH_DEFAULT_LIMIT
+        )
         bids, asks = book(state, market.symbol_id, max(1, min(limit, DEPTH_MAX_LIMIT)))
         return Response(
             200,

@@ -125,7 +125,7 @@ def register_bitget_market_routes(router: Router, state: EmulatorState) -> None:
     def orderbook(req: Request) -> Response:
         market = require_market(state, req.query)
         limit = int_param(
-            req.query, "limit", bitget_error(state, "40017", "Parameter verification failed"), 150
+            req.query, "limit", lambda: bitget_error(state, "40017", "Parameter verification failed"), 150
         )
         bids, asks = book(state, market.symbol_id, max(1, min(limit or 150, BOOK_MAX_LIMIT)))
         return ok(
@@ -166,7 +166,10 @@ def _candles(state: EmulatorState, req: Request, max_limit: int) -> Response:
     tf = GRANULARITY_TO_TF.get(granularity)
     if tf is None:
         raise bitget_error(state, "40017", f"Parameter verification failed: granularity {granularity!r}")
-    bad = bitget_error(state, "40017", "Parameter verification failed")
+
+    def bad() -> HttpError:
+        return bitget_error(state, "40017", "Parameter verification failed")
+
     start = int_param(req.query, "startTime", bad)
     end = int_param(req.query, "endTime", bad)
     limit = int_param(req.query, "limit", bad, CANDLES_DEFAULT_LIMIT) or CANDLES_DEFAULT_LIMIT

@@ -222,12 +222,19 @@ class BitgetTrading:
             _, acc, now = self._begin(req)
             q = req.query
             market = self._market(q.get("symbol"), now, required=False)
-            err = _err("40017", "Parameter verification failed", now)
+
+            def err() -> HttpError:
+                return _err("40017", "Parameter verification failed", now)
+
             start = int_param(q, "startTime", err)
             end = int_param(q, "endTime", err)
             if start is not None and end is not None and end - start > FILLS_WINDOW_MS:
-                raise _err("40017", "Parameter verification failed: the interval between startTime and "
-                           "endTime must not exceed 90 days", now)
+                raise _err(
+                    "40017",
+                    "Parameter verification failed: the interval between startTime and "
+                    "endTime must not exceed 90 days",
+                    now,
+                )
             order_id = int_param(q, "orderId", err)
             before_id = int_param(q, "idLessThan", err)
             oldest = max(start or 0, now - FILLS_WINDOW_MS)  # "only supports to get the data within 90days"
@@ -324,7 +331,9 @@ def _find(acc: Account, order_id: Any, client_oid: Any) -> SimOrder | None:
 
 
 def _limit(q: dict[str, str], now: int) -> int:
-    limit = int_param(q, "limit", _err("40017", "Parameter verification failed: limit", now), 100) or 100
+    limit = (
+        int_param(q, "limit", lambda: _err("40017", "Parameter verification failed: limit", now), 100) or 100
+    )
     return max(1, min(limit, 100))
 
 

@@ -8,6 +8,10 @@ was known at `now`: the source candles that had closed, plus the in-progress sou
 to its open price (open = high = low = close, volume 0). So the emulator never leaks even the
 intra-candle future; clients (the downloader, the live runner) must drop that last candle, exactly
 as they must on the real exchanges.
+
+Every candle request of a replay asks for a few candles of a stored timeframe, so that case is cut
+straight from the stored arrays by two binary searches (`View`, resolved once per symbol and
+timeframe until candles are added); aggregated timeframes take the general path.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ def bucket_start(ts_ms: np.ndarray, tf_ms: int) -> np.ndarray:
 
 
 def _bucket(ts_ms: int, tf_ms: int) -> int:
-    return int(bucket_start(np.array([ts_ms], dtype=np.int64), tf_ms)[0])
+    """`bucket_start` of one time, in Python ints (numpy's // floors like Python's)."""
+    anchor = _WEEK_ANCHOR_MS if tf_ms == _WEEK_MS else 0
+    return (ts_ms - anchor) // tf_ms * tf_ms + anchor
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,20 @@ class Series:
         return self.rows[:, TS].astype(np.int64)
 
 
+@dataclass(frozen=True)
+class View:
+    """How one (symbol, timeframe) is served: its source series, the source's open times (int64)
+    and the requested timeframe's length. `stored` when the source is the timeframe itself."""
+
+    src: Series
+    ts: np.ndarray
+    tf_ms: int
+
+    @property
+    def stored(self) -> bool:
+        return self.src.tf_ms == self.tf_ms
+
+
 class CandleBook:
     """Candles by symbol id ("BTCUSDT") and timeframe; thread-safe for concurrent readers."""
 
@@ -57,6 +77,14 @@ class CandleBook:
         self._series: dict[str, dict[str, Series]] = {}
         self._ts: dict[tuple[str, str], np.ndarray] = {}
         self._lock = threading.Lock()
+        # (symbol, timeframe) -> View or None (nothing to serve it from); emptied by `add`.
+        self._views: dict[tuple[str, str], View | None] = {}
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """Changes whenever candles are added or replaced (callers key their caches on it)."""
+        return self._version
 
     def add(self, symbol_id: str, tf: str, df: pd.DataFrame) -> None:
         """Add (or replace) candles: the shared contract frame (ts int64 ms + float64 OHLCV)."""
@@ -67,6 +95,22 @@ class CandleBook:
         with self._lock:
             self._series.setdefault(symbol_id, {})[tf] = series
             self._ts[(symbol_id, tf)] = frame["ts"].to_numpy(dtype=np.int64)
+            self._views = {}
+            self._version += 1
+
+    def view(self, symbol_id: str, tf: str) -> View | None:
+        """The source `tf` is served from (see `source_for`), resolved once until candles change."""
+        key = (symbol_id, tf)
+        views = self._views
+        if key in views:
+            return views[key]
+        with self._lock:
+            if key not in self._views:
+                src = self._source_locked(symbol_id, tf)
+                self._views[key] = (
+                    None if src is None else View(src, self._ts[(symbol_id, src.tf)], timeframe_ms(tf))
+                )
+            return self._views[key]
 
     def symbols(self) -> list[str]:
         with self._lock:
@@ -91,12 +135,15 @@ class CandleBook:
 
     def source_for(self, symbol_id: str, tf: str) -> Series | None:
         """The stored series `tf` is served from: itself, else the finest one dividing it."""
-        want_ms = timeframe_ms(tf)
         with self._lock:
-            stored = self._series.get(symbol_id, {})
-            if tf in stored:
-                return stored[tf]
-            fits = [s for s in stored.values() if want_ms % s.tf_ms == 0 and s.tf_ms < want_ms]
+            return self._source_locked(symbol_id, tf)
+
+    def _source_locked(self, symbol_id: str, tf: str) -> Series | None:
+        want_ms = timeframe_ms(tf)
+        stored = self._series.get(symbol_id, {})
+        if tf in stored:
+            return stored[tf]
+        fits = [s for s in stored.values() if want_ms % s.tf_ms == 0 and s.tf_ms < want_ms]
         return min(fits, key=lambda s: s.tf_ms) if fits else None
 
     def window(
@@ -115,25 +162,24 @@ class CandleBook:
         the last `limit` before the end (Binance without startTime, Bitget). The candle open at
         `now_ms`, if any, is partial (see the module docstring).
         """
-        src = self.source_for(symbol_id, tf)
-        if src is None or limit <= 0:
+        view = self.view(symbol_id, tf)
+        if view is None or limit <= 0:
             return np.empty((0, 6))
-        tf_ms = timeframe_ms(tf)
         hi_ms = now_ms if end_ms is None else min(end_ms, now_ms)
         lo_ms = -(2**62) if start_ms is None else start_ms
         if lo_ms > hi_ms:
             return np.empty((0, 6))
-        ts = self._ts[(symbol_id, src.tf)]
+        if view.stored:
+            return _stored_window(view, now_ms, lo_ms, hi_ms, limit, newest)
+        src, ts, tf_ms = view.src, view.ts, view.tf_ms
         # Source rows are cut by target bucket (and by now), never mid-bucket by the end bound.
-        first = int(np.searchsorted(ts, _bucket(lo_ms, tf_ms), "left"))
-        last = int(np.searchsorted(ts, _bucket(hi_ms, tf_ms) + tf_ms - 1, "right"))
+        first = int(ts.searchsorted(_bucket(lo_ms, tf_ms), "left"))
+        last = int(ts.searchsorted(_bucket(hi_ms, tf_ms) + tf_ms - 1, "right"))
         # A target candle holds at most `ratio` source rows, so this many always make `limit`
         # candles when the data has them, gaps or not.
         span = (limit + 1) * (tf_ms // src.tf_ms)
         first, last = (max(first, last - span), last) if newest else (first, min(last, first + span))
-        rows = _cut_at_now(src.rows[first:last], src.tf_ms, now_ms)
-        if src.tf_ms != tf_ms:
-            rows = _aggregate(rows, tf_ms)
+        rows = _aggregate(_cut_at_now(src.rows[first:last], src.tf_ms, now_ms), tf_ms)
         rows = rows[(rows[:, TS] >= lo_ms) & (rows[:, TS] <= hi_ms)]
         return rows[-limit:] if newest else rows[:limit]
 
@@ -146,6 +192,24 @@ class CandleBook:
         src = min(stored, key=lambda s: s.tf_ms)
         rows = self.window(symbol_id, src.tf, now_ms, limit=1, newest=True)
         return float(rows[-1, CLOSE]) if len(rows) else None
+
+
+def _stored_window(view: View, now_ms: int, lo_ms: int, hi_ms: int, limit: int, newest: bool) -> np.ndarray:
+    """Rows of a stored timeframe with lo_ms <= open time <= hi_ms (<= now_ms), `limit` of them.
+
+    The same rows as cutting by bucket and by now, as the general path does, for any series whose
+    candles are at least one timeframe apart (every series on its timeframe's grid): then only
+    the last row served can be the one open at `now`."""
+    ts = view.ts
+    first = int(ts.searchsorted(lo_ms, "left"))
+    last = int(ts.searchsorted(hi_ms, "right"))
+    first, last = (max(first, last - limit), last) if newest else (first, min(last, first + limit))
+    rows = view.src.rows[first:last]
+    if first < last and int(ts[last - 1]) + view.tf_ms > now_ms:
+        rows = rows.copy()
+        rows[-1, HIGH : CLOSE + 1] = rows[-1, OPEN]
+        rows[-1, VOLUME] = 0.0
+    return rows
 
 
 def _cut_at_now(rows: np.ndarray, src_tf_ms: int, now_ms: int) -> np.ndarray:

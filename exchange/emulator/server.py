@@ -32,15 +32,19 @@ Inspection: `state.requests` records every request (method, path, query, status,
 
 from __future__ import annotations
 
+import http.client
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
+from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from exchange.emulator.router import DropConnection, Request, Response, Router
+from exchange.emulator.router import DropConnection, Request, Response, Router, parse_query
 from exchange.emulator.state import EmulatorState, RequestRecord
 
 log = logging.getLogger("aiotrade.emulator")
@@ -156,6 +160,16 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """http.server's handler with a lean path for the requests clients send on every call.
+
+    A plain `METHOD /path HTTP/1.1` request (GET, POST, DELETE, PUT) has its header lines split by
+    hand instead of through `email.parser`, and its answer leaves as one bytes buffer with a Date
+    header formatted once per second. The replay runs the emulator in the runner's process, so this
+    parsing is paid from the runner's CPU on every call. Anything else (another HTTP version or
+    method, an absolute or `//` target, an over-long request line) goes through http.server's own
+    parsing and error answers, unchanged.
+    """
+
     # Keep-alive, as ccxt's session reuses connections; idle ones close after `timeout` seconds.
     protocol_version = "HTTP/1.1"
     timeout = 30
@@ -166,8 +180,117 @@ class _Handler(BaseHTTPRequestHandler):
     # each request): one syscall and one wake-up of the client instead of two per answer.
     wbufsize = 64 * 1024
     server: _HTTPServer
+    # Lower-cased header names -> values (the last one of a repeated header) of the current request.
+    _lower_headers: dict[str, str]
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def handle_one_request(self) -> None:
+        # BaseHTTPRequestHandler.handle_one_request with the lean path in front of parse_request.
+        try:
+            self.raw_requestline = self.rfile.readline(_MAX_LINE + 1)
+            if len(self.raw_requestline) > _MAX_LINE:
+                self.requestline = self.request_version = self.command = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            lean = self._parse_lean()
+            if lean is None:
+                if not self.parse_request():
+                    return  # http.server has answered the error
+                if not hasattr(self, "do_" + self.command):
+                    self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
+                    return
+                self._lower_headers = {k.lower(): v for k, v in self.headers.items()}
+            elif not lean:
+                return  # a header error, answered
+            self._serve()
+            self.wfile.flush()
+        except TimeoutError as e:  # a read or a write timed out: discard this connection
+            self.log_error("Request timed out: %r", e)
+            self.close_connection = True
+
+    def _parse_lean(self) -> bool | None:
+        """Request line and headers of a plain HTTP/1.1 request: True when parsed, False when an
+        error was answered (header line too long, too many headers), None to leave it to http.server."""
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if (
+            len(words) != 3
+            or words[2] != "HTTP/1.1"
+            or words[0] not in _LEAN_METHODS
+            or words[1][:1] != "/"
+            or words[1][:2] == "//"
+        ):
+            return None
+        self.requestline = requestline
+        self.command, self.path, self.request_version = words
+        self.close_connection = False
+        headers = self._header_block()
+        if headers is None:
+            headers = self._header_lines()
+            if headers is None:
+                return False
+        self._lower_headers = headers
+        conntype = headers.get("connection", "").lower()
+        if conntype == "close":
+            self.close_connection = True
+        elif conntype == "keep-alive":
+            self.close_connection = False
+        if headers.get("expect", "").lower() == "100-continue" and not self.handle_expect_100():
+            return False
+        return True
+
+    def _header_block(self) -> dict[str, str] | None:
+        """All header lines at once when the whole block is already buffered (the usual case: a
+        client writes its request in one go) and every line ends in CRLF; else None, nothing read."""
+        peek = getattr(self.rfile, "peek", None)  # a BufferedReader (http.server's default rbufsize)
+        if peek is None:
+            return None
+        buf = peek(1)
+        if buf[:2] == b"\r\n":
+            self.rfile.read(2)
+            return {}
+        end = buf.find(b"\r\n\r\n")
+        if end < 0 or end > _MAX_LINE:
+            return None
+        block = buf[:end]
+        lines = block.split(b"\r\n")
+        if len(lines) >= _MAX_HEADERS or block.count(b"\n") != len(lines) - 1:
+            return None  # too many lines, or a bare LF: the line-by-line reading decides
+        self.rfile.read(end + 4)
+        headers: dict[str, str] = {}
+        for line in str(block, "iso-8859-1").split("\r\n"):
+            name, sep, value = line.partition(":")
+            if sep:  # as email's compat32 policy: leading blanks dropped
+                headers[name.lower()] = value.lstrip(" \t")
+        return headers
+
+    def _header_lines(self) -> dict[str, str] | None:
+        """Header lines one by one, with http.server's limits (None: an error was answered)."""
+        headers: dict[str, str] = {}
+        readline, count = self.rfile.readline, 0
+        while True:
+            line = readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                explain = str(http.client.LineTooLong("header line"))
+                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long", explain)
+                return None
+            count += 1  # the blank line counts too, as in http.client
+            if count > _MAX_HEADERS:
+                self.send_error(
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "Too many headers",
+                    f"got more than {_MAX_HEADERS} headers",
+                )
+                return None
+            if line in (b"\r\n", b"\n", b""):
+                return headers
+            name, sep, value = str(line, "iso-8859-1").partition(":")
+            if sep:  # as email's compat32 policy: leading blanks and the line end dropped
+                headers[name.lower()] = value.lstrip(" \t").rstrip("\r\n")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming (its own parsing path calls these)
         self._serve()
 
     do_POST = do_DELETE = do_PUT = do_GET  # noqa: N815
@@ -176,16 +299,21 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def _serve(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        target = self.path
+        path, _, query = target.partition("?")
+        if "#" in target or not path.startswith("/"):  # fragments, absolute targets: urllib's reading
+            parts = urlsplit(target)
+            path, query = parts.path, parts.query
+        headers = self._lower_headers
+        length = int(headers.get("content-length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         request = Request(
             method=self.command,
-            path=parts.path,
-            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-            raw_query=parts.query,
+            path=path,
+            query=parse_query(query),
+            raw_query=query,
             body=body,
-            headers={k.lower(): v for k, v in self.headers.items()},
+            headers=headers,
             client=self.client_address[0],
         )
         try:
@@ -194,11 +322,52 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         payload, content_type = response.encode()
-        self.send_response(response.status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        status = response.status
+        if self.request_version == "HTTP/0.9":  # no status line nor headers, as send_response
+            self.wfile.write(payload)
+            return
+        lines = [_status_line(status), _SERVER_LINE, _date_line()]
+        lines.append(f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n")
         for name, value in response.headers.items():
-            if name.lower() not in ("content-type", "content-length"):
-                self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+            low = name.lower()
+            if low in ("content-type", "content-length"):
+                continue
+            lines.append(f"{name}: {value}\r\n")
+            if low == "connection":  # as send_header: the answer may close the connection
+                if value.lower() == "close":
+                    self.close_connection = True
+                elif value.lower() == "keep-alive":
+                    self.close_connection = False
+        lines.append("\r\n")
+        self.wfile.write("".join(lines).encode("latin-1", "strict") + payload)
+        if log.isEnabledFor(logging.DEBUG):
+            self.log_request(status)
+
+
+# http.server's limits: a request or header line of at most 65536 bytes, at most 100 header lines
+# counting the blank one that ends them.
+_MAX_LINE, _MAX_HEADERS = 65_536, 100
+_LEAN_METHODS = frozenset(("GET", "POST", "DELETE", "PUT"))
+_SERVER_LINE = f"Server: {_Handler.server_version} {_Handler.sys_version}\r\n"
+_STATUS_LINES: dict[int, str] = {}
+_date_cache: tuple[int, str] = (-1, "")
+
+
+def _status_line(status: int) -> str:
+    """`HTTP/1.1 200 OK` as `send_response_only` writes it (an unknown code gets an empty reason)."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        reason = _Handler.responses[status][0] if status in _Handler.responses else ""
+        line = _STATUS_LINES[status] = f"{_Handler.protocol_version} {status} {reason}\r\n"
+    return line
+
+
+def _date_line() -> str:
+    """The Date header as `date_time_string()` writes it, formatted once per wall-clock second."""
+    global _date_cache
+    now = time.time()
+    second = int(now)
+    cached = _date_cache
+    if cached[0] != second:
+        cached = _date_cache = (second, f"Date: {formatdate(now, usegmt=True)}\r\n")
+    return cached[1]

@@ -10,13 +10,12 @@ Comparisons are constant-time.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from urllib.parse import unquote_plus
 
 
 def binance_signature(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), payload.encode(), "sha256").hex()
 
 
 def split_binance_signature(raw_query: str, body: str) -> tuple[str, str | None]:
@@ -41,7 +40,7 @@ def bitget_prehash(timestamp: str, method: str, path: str, raw_query: str, body:
 
 def bitget_signature(secret: str, timestamp: str, method: str, path: str, raw_query: str, body: str) -> str:
     msg = bitget_prehash(timestamp, method, path, raw_query, body)
-    return base64.b64encode(hmac.new(secret.encode(), msg.encode(), hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac.digest(secret.encode(), msg.encode(), "sha256")).decode()
 
 
 def bitget_signature_ok(

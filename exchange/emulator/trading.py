@@ -37,12 +37,20 @@ class CandleBars:
         self.state = state
         # None: the finest stored timeframe of each symbol.
         self.match_timeframe = match_timeframe
+        # symbol -> its matching timeframe, for the candle book's version in `_tfs_version`.
+        self._tfs: dict[str, str | None] = {}
+        self._tfs_version = -1
 
     def _tf(self, symbol_id: str) -> str | None:
         if self.match_timeframe is not None:
             return self.match_timeframe
-        tfs = self.state.candles.stored_timeframes(symbol_id)
-        return tfs[0] if tfs else None
+        candles = self.state.candles
+        if self._tfs_version != candles.version:
+            self._tfs, self._tfs_version = {}, candles.version
+        if symbol_id not in self._tfs:
+            tfs = candles.stored_timeframes(symbol_id)
+            self._tfs[symbol_id] = tfs[0] if tfs else None
+        return self._tfs[symbol_id]
 
     def bar_ms(self, symbol_id: str) -> int | None:
         tf = self._tf(symbol_id)
@@ -52,6 +60,13 @@ class CandleBars:
         tf = self._tf(symbol_id)
         if tf is None:
             return np.empty((0, 6))
+        view = self.state.candles.view(symbol_id, tf)
+        if view is not None and view.stored:
+            # Stored bars with start_ms <= ts and ts + bar_ms <= now_ms, straight from the arrays
+            # (what the window walk below returns for them).
+            first = int(view.ts.searchsorted(start_ms, "left"))
+            last = int(view.ts.searchsorted(now_ms - view.tf_ms, "right"))
+            return view.src.rows[first : max(first, last)]
         bar_ms = timeframe_ms(tf)
         chunks = []
         while True:
@@ -79,6 +94,8 @@ class TradingState:
         self.engine = MatchingEngine(CandleBars(state, match_timeframe), fill_policy)
         self.accounts: dict[str, Account] = {}
         self._by_key: dict[str, Account] = {}
+        # (now, candle version, market count, policy id) of the last match (see `sync`); None: none yet.
+        self._synced: tuple[Any, ...] | None = None
         for spec in accounts:
             self.add_account(spec)
 
@@ -107,11 +124,28 @@ class TradingState:
             self.engine.policy = policy
 
     def sync(self, now_ms: int | None = None) -> int:
-        """Match resting orders on every bar closed by now; returns the number of fills."""
+        """Match resting orders on every bar closed by now; returns the number of fills.
+
+        Every trading request syncs, and most come at a `now` already matched (a client acts
+        several times per bar). Matching again then fills nothing: the engine's cursor is past
+        every bar closed by `now`, a cancel frees no fill, and an order placed at `now` rests from
+        the bar opening at or after it. So matching is skipped while the clock, the candles, the
+        markets and the fill policy are unchanged and no order added since may fill on a bar that
+        has closed (one placed by another path with an earlier timestamp re-matches)."""
         with self.state.lock:
             now = self.state.now_ms() if now_ms is None else now_ms
+            key = (now, self.state.candles.version, len(self.state.markets), id(self.engine.policy))
+            accounts = self.accounts.values()
+            if key == self._synced and all(
+                a.added_eligible_ms is None or a.added_eligible_ms >= now for a in accounts
+            ):
+                return 0
             markets = {sid: m for sid, m in self.state.markets.items()}
-            return self.engine.match(self.accounts.values(), markets, now)
+            fills = self.engine.match(accounts, markets, now)
+            for a in accounts:
+                a.added_eligible_ms = None
+            self._synced = key
+            return fills
 
     def snapshot(self) -> dict[str, Any]:
         with self.state.lock:
