@@ -209,11 +209,12 @@ class MatchingEngine:
     def _match_bar(
         self, market: MarketLike, entries: list[tuple[Account, SimOrder]], row: np.ndarray, bar_ms: int
     ) -> int:
-        ts, o, h, l, c, v = (float(x) for x in row[:6])  # noqa: E741
+        ts, o, h, l, c, v = row[:6].tolist()  # noqa: E741 - plain floats: each is read many times
+        touch = self.policy.touch
         hits = []
         for acc, order in entries:
             if order.is_open and order.eligible_from_ms <= ts:
-                t = fill_time(order.side == "buy", order.price, o, h, l, c, self.policy.touch)
+                t = fill_time(order.side == "buy", order.price, o, h, l, c, touch)
                 if t >= 0.0:
                     hits.append((t, order.order_id, acc, order))
         hits.sort(key=lambda x: (x[0], x[1]))

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
@@ -297,3 +298,25 @@ def test_candle_fields_of_a_few_rows_equal_the_numpy_path() -> None:
     for i in range(0, len(rows), wire._SMALL_ROWS):
         chunk = rows[i : i + wire._SMALL_ROWS]
         assert wire.candle_fields(chunk) == big[i : i + len(chunk)]
+
+
+def test_answers_encode_as_json_dumps() -> None:
+    from exchange.emulator.router import Response, to_json
+
+    bodies = [
+        {},
+        [],
+        {"code": -1013, "msg": "Filter failure: NOTIONAL", "ok": True, "none": None},
+        [[1672620900000, "16585.09", 0.1, -2.5e-12, 1e300, 2**70, False]],
+        {"é": '€ " \\ \n', "nested": {"a": [1, {"b": []}]}, 5: "int key", 1.5: "float key"},
+        [float("nan"), float("inf"), -float("inf")],
+        "plain",
+        7,
+    ]
+    for body in bodies:
+        assert to_json(body) == json.dumps(body, separators=(",", ":"))
+        assert Response(200, body).encode()[0] == json.dumps(
+            body, separators=(",", ":")
+        ).encode() or isinstance(body, str)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        to_json({"x": object()})
