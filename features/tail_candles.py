@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
-# Compiled like features.kernels (cache=True, error_model="numpy", no fastmath).
+# Compiled like features.kernels (cache=True, error_model="numpy", no fastmath); helpers are
+# register_jitable, compiled into gather_tails once instead of once per literal argument.
+_helper = register_jitable(error_model="numpy")
 
 # core.resample: above 2**53 / 1e8 a float has no room for 8 decimals; the sum is kept as it is.
 _ROUNDABLE_VOLUME = 2**53 / 1e8
@@ -63,7 +66,7 @@ def gather_tails(ts, x, base_ms, base_tail, tf_ms, ratio, origin, tail_bars, tai
     return OK
 
 
-@njit(cache=True, error_model="numpy")
+@_helper
 def _run_start(ts, base_ms):
     """First index of the gap-free run ending at the newest bar, or -UNSORTED / -OFF_GRID.
 
@@ -93,69 +96,60 @@ def _run_start(ts, base_ms):
     return -OFF_GRID if off_grid else start
 
 
-@njit(cache=True, error_model="numpy")
+@_helper
 def _aggregate(x, a, r, tails, t, q):
     """tails[t, :, q] = the higher candle of base rows [a, a + r) of x, as core.resample builds it."""
-    hi = x[a, 1]
-    lo = x[a, 2]
+    bars = x[a : a + r]  # a view: indices from range(), so no wrap-around checks in the loops
+    hi = bars[0, 1]
+    lo = bars[0, 2]
     nan_seen = hi != hi or lo != lo
-    for b in range(a + 1, a + r):
-        u = x[b, 1]
-        w = x[b, 2]
+    for b in range(1, r):
+        u = bars[b, 1]
+        w = bars[b, 2]
         nan_seen |= u != u or w != w
         # selects, not branches: a branch per bar on unpredictable prices cost ~3x the whole pass
         hi = u if u > hi else hi
         lo = w if w < lo else lo
     if nan_seen:  # np.maximum / np.minimum: a NaN anywhere in the bucket wins
-        if _has_nan(x, 1, a, r):
+        if np.isnan(bars[:, 1]).any():
             hi = np.nan
-        if _has_nan(x, 2, a, r):
+        if np.isnan(bars[:, 2]).any():
             lo = np.nan
-    volume = x[a, 4] + pairwise_sum(x, 4, a + 1, r - 1)
+    volume = bars[0, 4] + pairwise_sum(bars[1:, 4])
     if abs(volume) < _ROUNDABLE_VOLUME:
         volume = np.rint(volume * 1e8) / 1e8
-    tails[t, 0, q] = x[a, 0]
+    tails[t, 0, q] = bars[0, 0]
     tails[t, 1, q] = hi
     tails[t, 2, q] = lo
-    tails[t, 3, q] = x[a + r - 1, 3]
+    tails[t, 3, q] = bars[r - 1, 3]
     tails[t, 4, q] = volume
 
 
 @njit(cache=True, error_model="numpy")
-def _has_nan(x, j, a, r):
-    for b in range(a, a + r):
-        if x[b, j] != x[b, j]:
-            return True
-    return False
-
-
-@njit(cache=True, error_model="numpy")
-def pairwise_sum(x, j, a, n):
-    """sum(x[a:a + n, j]) in the order of numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src)."""
+def pairwise_sum(v):
+    """sum(v) in the order of numpy's pairwise summation (numpy/_core/src/umath/loops_utils.h.src)."""
+    n = v.size
     if n < 8:
         res = -0.0
-        for k in range(a, a + n):
-            res += x[k, j]
+        for k in range(n):
+            res += v[k]
         return res
     if n <= 128:
-        r0, r1, r2, r3 = x[a, j], x[a + 1, j], x[a + 2, j], x[a + 3, j]
-        r4, r5, r6, r7 = x[a + 4, j], x[a + 5, j], x[a + 6, j], x[a + 7, j]
-        k = 8
-        while k < n - n % 8:
-            r0 += x[a + k, j]
-            r1 += x[a + k + 1, j]
-            r2 += x[a + k + 2, j]
-            r3 += x[a + k + 3, j]
-            r4 += x[a + k + 4, j]
-            r5 += x[a + k + 5, j]
-            r6 += x[a + k + 6, j]
-            r7 += x[a + k + 7, j]
-            k += 8
+        r0, r1, r2, r3 = v[0], v[1], v[2], v[3]
+        r4, r5, r6, r7 = v[4], v[5], v[6], v[7]
+        for k in range(8, n - n % 8, 8):
+            r0 += v[k]
+            r1 += v[k + 1]
+            r2 += v[k + 2]
+            r3 += v[k + 3]
+            r4 += v[k + 4]
+            r5 += v[k + 5]
+            r6 += v[k + 6]
+            r7 += v[k + 7]
         res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while k < n:
-            res += x[a + k, j]
-            k += 1
+        for k in range(n - n % 8, n):
+            res += v[k]
         return res
     half = n // 2
     half -= half % 8
-    return pairwise_sum(x, j, a, half) + pairwise_sum(x, j, a + half, n - half)
+    return pairwise_sum(v[:half]) + pairwise_sum(v[half:])
