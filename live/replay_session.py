@@ -8,7 +8,7 @@ from typing import Any
 
 from core.config import Config
 from core.errors import ConfigError
-from live.app import LiveOptions, load_policy
+from live.app import GridFeeCheck, LiveOptions, load_policy
 from live.replay import ReplayEnv, load_replay_state, run_replay, start_emulator
 from live.runner import Runner
 from live.state import ACTIVE, StateStore
@@ -37,6 +37,9 @@ def run_replay_cli(cfg: Config, data: Path, start_ms: int, end_ms: int, state_db
     env: ReplayEnv = start_emulator(load_replay_state(data, cfg, start_ms), cfg)
     store = StateStore(path, namespace=cfg.live.bot_name, durable_intents=False)
     try:
+        # As in paper trading: a grid that loses money per round trip after fees is warned about
+        # (`--live` would refuse it), on the replay's own candles for an ATR-sized grid.
+        GridFeeCheck(cfg, env.venue, env.clock, "paper")(active)
         runner = run_replay(cfg, env, store, active, start_ms, end_ms)
         balances = env.trading.account("replay").snapshot()["balances"]
     finally:

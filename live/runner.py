@@ -58,6 +58,10 @@ class PolicyFeed:
     def poll(self, now_ms: int) -> ActivePolicy | None:
         return None
 
+    def take_refusals(self) -> list[tuple[str, str]]:
+        """(version, why) of each policy refused since the last call, for the state DB's events."""
+        return []
+
     def close(self) -> None:
         pass
 
@@ -162,6 +166,9 @@ class Runner:
 
     def _bar(self, close_ms: int) -> list[CycleReport]:
         new = self.feed.poll(self.clock.now_ms())
+        for version, why in self.feed.take_refusals():  # `aiotrade status` shows it, not only the log
+            self.store.event(self.clock.now_ms(), "error", "policy_refused",
+                             f"policy {version} refused, {self.active.version} keeps trading: {why}")
         if new is not None:
             self.active = new
             for t in self.traders:

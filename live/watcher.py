@@ -44,6 +44,7 @@ class ChampionWatcher(PolicyFeed):
         self.interval_s = interval_s if interval_s is not None else cfg.live.watch_interval_s
         self.current_version: str | None = None
         self.refused: dict[str, str] = {}  # version -> why
+        self._refusals: list[tuple[str, str]] = []  # not yet taken by the runner (its events)
         self.probe: Probe | None = None
         self.grid_check: GridCheck | None = None
         self._ready: ActivePolicy | None = None
@@ -107,10 +108,17 @@ class ChampionWatcher(PolicyFeed):
         else:
             why = f"{type(e).__name__}: {e}"
         self.refused[version] = why
+        with self._lock:
+            self._refusals.append((f"{self.name}/{version}", why))
         log_event(logging.ERROR, "policy_refused", f"policy {self.name}/{version} refused, the current one "
                   f"({self.name}/{self.current_version}) keeps trading: {why}", version=version)
 
     # ---- what the runner asks at each bar ------------------------------------------------------------
+
+    def take_refusals(self) -> list[tuple[str, str]]:
+        with self._lock:
+            out, self._refusals = self._refusals, []
+        return out
 
     def poll(self, now_ms: int) -> ActivePolicy | None:
         if self.synchronous:

@@ -54,13 +54,13 @@ def test_wall_clock_sleep_is_interruptible():
 
 def test_json_logs_carry_event_and_fields():
     buf = io.StringIO()
-    logger = logging.getLogger("aiotrade.live")
-    before = (list(logger.handlers), logger.level, logger.propagate)
+    logger, root = logging.getLogger("aiotrade.live"), logging.getLogger()
+    before = (list(logger.handlers), logger.level, logger.propagate, list(root.handlers))
     try:
         setup_logging(json_logs=True, stream=buf)
         log_event(logging.INFO, "order_sent", "sent buy", pair="BTC/USDT", client_id="abc")
-    finally:
-        logger.handlers[:], logger.level, logger.propagate = before
+    finally:  # setup_logging also puts a handler on the root logger: later tests must not write to buf
+        logger.handlers[:], logger.level, logger.propagate, root.handlers[:] = before
     doc = json.loads(buf.getvalue().strip())
     assert doc["event"] == "order_sent" and doc["pair"] == "BTC/USDT" and doc["msg"] == "sent buy"
 

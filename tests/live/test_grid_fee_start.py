@@ -135,3 +135,23 @@ state_db = "{tmp_path / 'state.db'}"
     assert "error: BTC/USDT: strategy.grid.range_atr_mult (range +/-3 x ATR(14), 12 levels)" in err, p.stderr
     assert "fix: raise grid.range_atr_mult to at least" in err
     assert err.count("every grid round trip loses money") == 1
+
+
+def test_a_replay_warns_about_the_same_grid_once_and_runs(tmp_path):
+    """`aiotrade live --replay` trades like paper: the check runs on the replay's own candles and warns."""
+    from live.replay_session import run_replay_cli
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger(LOGGER_NAME).addHandler(handler)
+    try:
+        result = run_replay_cli(_cfg("http://unused", tmp_path), SAMPLE, START, START + 12 * BAR_MS,
+                                tmp_path / "replay.db", static=True)
+    finally:
+        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+    result.store.close()
+    assert result.runner.stats.bars == 12
+    warned = [r.getMessage() for r in records if getattr(r, "event", "") == "grid_below_fees"]
+    assert len(warned) == 1 and warned[0].startswith("BTC/USDT: strategy.grid.range_atr_mult (range +/-3 x ATR(14)")
+    assert f"typical ATR of {_expected_atr_pct()}" in warned[0]

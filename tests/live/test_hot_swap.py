@@ -92,6 +92,10 @@ def test_broken_bundle_is_refused_and_trading_goes_on(tmp_path, monkeypatch, bro
     assert v_bad in watcher.refused
     assert ("not for BTC/USDT" in watcher.refused[v_bad]) if broken == "other_pairs" else watcher.refused[v_bad]
     assert orders, "the old policy's orders still rest"
+    refusals = [e for e in store.events(50) if e["kind"] == "policy_refused"]  # what `aiotrade status` lists
+    assert len(refusals) == 1 and refusals[0]["level"] == "error"
+    assert refusals[0]["message"] == (f"policy aiotrade-policy/{v_bad} refused, aiotrade-policy/{v_good} keeps "
+                                      f"trading: {watcher.refused[v_bad]}")
     store.close()
 
 
