@@ -76,7 +76,7 @@ class StateStore(IntentBook):
         """Record one venue trade and update the position atomically. False if it was already known."""
         # Trade fetches overlap (a fill shows when its bar closes): most trades seen are known ones, and
         # a fill is never deleted, so a known one needs no transaction.
-        if self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill.fill_id,)).fetchone() is not None:
+        if self.has_fill(fill.fill_id):
             return False
         f = Fill(str(fill.fill_id), str(fill.client_id), str(fill.pair), str(fill.side), float(fill.price),
                  float(fill.amount), float(fill.fee), str(fill.fee_asset), int(fill.ts_ms))
@@ -91,10 +91,11 @@ class StateStore(IntentBook):
             assert cur.lastrowid is not None
             self._cache.add_unapplied(f.ts_ms, cur.lastrowid, f)
             self._apply_to_position(db, f, quote_asset, now_ms)
-            row = db.execute("SELECT amount, filled, status FROM intents WHERE client_id = ?", (f.client_id,)).fetchone()
-            if row is not None:
-                self._fill_intent(db, f.client_id, row, f.amount, int(now_ms))
+            self._fill_intent(db, f.client_id, f.amount, int(now_ms))
         return True
+
+    def has_fill(self, fill_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)).fetchone() is not None
 
     def _apply_to_position(self, db: sqlite3.Connection, fill: Fill, quote_asset: str, now_ms: int) -> None:
         before = self._position(fill.pair)

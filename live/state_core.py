@@ -15,6 +15,11 @@ from pathlib import Path
 from core.errors import ConfigError
 from live.records import PUT_META, SCHEMA, SCHEMA_VERSION
 from live.state_cache import StoreCache
+from live.state_checkpoint import Checkpointer
+
+# Commits between two checkpoints of the WAL: the runner writes ~4 pages a commit, so ~1,000 pages
+# (SQLite's own default size) accumulate between them.
+CHECKPOINT_EVERY_COMMITS = 250
 
 
 class StoreCore:
@@ -26,6 +31,7 @@ class StoreCore:
         self.path = Path(path)
         self.namespace = namespace
         self.read_only = read_only
+        self._checkpointer: Checkpointer | None = None
         self._cache = StoreCache()
         self._data_version: int | None = None
         # False only for replays: nothing real is at stake, and an fsync per order costs milliseconds.
@@ -45,10 +51,10 @@ class StoreCore:
             # fsynced at checkpoints. Commits that must also survive power loss (an intent, right before
             # its order is sent) use `tx(durable=True)`, whose fsync also covers everything before it.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            # A checkpoint costs two fsyncs and the runner commits ~13 WAL pages a bar, mostly the same few
-            # rewritten: checkpointing every ~16 MB of WAL (SQLite's default: 4 MB) makes those fsyncs 4x
-            # rarer for barely more pages copied. Durability is unchanged (that is the commits' business).
+            # Checkpoints run on their own thread (`live.state_checkpoint`); SQLite's inline one only
+            # as a backstop (at 4x its default WAL size) if that thread falls behind.
             self._db.execute("PRAGMA wal_autocheckpoint=4000")
+            self._checkpointer = Checkpointer(self.path, CHECKPOINT_EVERY_COMMITS)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.row_factory = sqlite3.Row
         if not read_only:
@@ -58,6 +64,8 @@ class StoreCore:
         self._fresh()  # the DB version the cache starts from
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._db.close()
 
     # ---- schema -------------------------------------------------------------------------------
@@ -80,16 +88,19 @@ class StoreCore:
             )
 
     @contextmanager
-    def tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def tx(self, durable: bool = False, fresh: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic transaction (BEGIN IMMEDIATE: the writer lock is taken up front).
 
-        `durable`: fsync the WAL at this commit (synchronous=FULL for this transaction only)."""
+        `durable`: fsync the WAL at this commit (synchronous=FULL for this transaction only).
+        `fresh=False` skips the check for other connections' commits, for a transaction that decides
+        nothing from cached rows (it writes values it was given); the next checked one still sees them."""
         if durable:
             self._db.execute("PRAGMA synchronous=FULL")
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._fresh()  # the writer lock is ours: the cache stays true until COMMIT
+                if fresh:
+                    self._fresh()  # the writer lock is ours: the cache stays true until COMMIT
                 yield self._db
             except BaseException:
                 self._abort()
@@ -99,6 +110,8 @@ class StoreCore:
             except BaseException:
                 self._abort()
                 raise
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
         finally:
             if durable:
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -145,7 +158,7 @@ class StoreCore:
         self._note_meta({key: value})
 
     def set_metas(self, items: dict[str, str]) -> None:
-        with self.tx() as db:
+        with self.tx(fresh=False) as db:
             db.executemany(PUT_META, list(items.items()))
             self._note_meta(items)
 

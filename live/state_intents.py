@@ -60,26 +60,27 @@ class IntentBook(StoreCore):
         if hit is not None:
             return hit[1], False  # committed and still active: nothing to write
         with self.tx(durable=self.durable_intents) as db:
-            row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
-            if row is None:
-                seq = self._take_seq(db)
-                it = Intent(cid, pair, side, role, int(slot), EngineRef(int(e.kind), int(e.ref), int(e.epoch),
-                                                                     float(e.aux), bool(e.market)),
-                            float(price), float(amount), int(bar_ts), status, None, 0.0, int(now_ms), int(now_ms), None)
-                db.execute(
-                    "INSERT INTO intents(client_id, seq, pair, side, role, slot, order_type, kind, ref, epoch, aux,"
-                    " price, amount, bar_ts, status, filled, created_ms, updated_ms)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?)",
-                    (cid, seq, it.pair, it.side, it.role, it.slot, "market" if it.engine.market else "limit",
-                     it.engine.kind, it.engine.ref, it.engine.epoch, it.engine.aux, it.price, it.amount, it.bar_ts,
-                     status, it.created_ms, it.updated_ms),
-                )
-            elif row["status"] in (EXPIRED, REJECTED) and row["filled"] == 0:
+            seq = self._take_seq(db)
+            # Typed as the columns give them back, so the cached intent equals a re-read row.
+            ref = EngineRef(int(e.kind), int(e.ref), int(e.epoch), float(e.aux), bool(e.market))
+            it = Intent(cid, pair, side, role, int(slot), ref, float(price), float(amount), int(bar_ts), status, None,
+                        0.0, int(now_ms), int(now_ms), None)
+            cur = db.execute(
+                "INSERT INTO intents(client_id, seq, pair, side, role, slot, order_type, kind, ref, epoch, aux,"
+                " price, amount, bar_ts, status, filled, created_ms, updated_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,?,?) ON CONFLICT(client_id) DO NOTHING",
+                (cid, seq, it.pair, it.side, it.role, it.slot, "market" if it.engine.market else "limit",
+                 it.engine.kind, it.engine.ref, it.engine.epoch, it.engine.aux, it.price, it.amount, it.bar_ts,
+                 status, it.created_ms, it.updated_ms),
+            )
+            if cur.rowcount == 0:  # decided before: the row (closed, or revived below) keeps its id and seq
+                self._cache.next_seq = seq
+                row = db.execute("SELECT * FROM intents WHERE client_id = ?", (cid,)).fetchone()
+                if row["status"] not in (EXPIRED, REJECTED) or row["filled"] != 0:
+                    return intent_from_row(row), False  # maybe sent before: never written again
                 db.execute("UPDATE intents SET status = ?, updated_ms = ?, reason = NULL WHERE client_id = ?",
                            (status, int(now_ms), cid))
                 seq, it = row["seq"], replace(intent_from_row(row), status=status, updated_ms=int(now_ms), reason=None)
-            else:
-                return intent_from_row(row), False  # decided before (and maybe sent): never written again
             self._cache.put(seq, it)
         return it, True
 
@@ -190,12 +191,20 @@ class IntentBook(StoreCore):
                 self._cache.put(seq, replace(it, slot=int(slot), updated_ms=int(now_ms),
                                              engine=EngineRef(kind, ref, epoch, aux, it.engine.market)))
 
-    def _fill_intent(self, db: sqlite3.Connection, client_id: str, row: sqlite3.Row, amount: float,
-                     now_ms: int) -> None:
-        filled = row["filled"] + amount
+    def _fill_intent(self, db: sqlite3.Connection, client_id: str, amount: float, now_ms: int) -> None:
+        """Add a recorded fill's amount to its intent (inside `record_fill`'s transaction)."""
+        hit = self._active().get(client_id)
+        if hit is not None:
+            before = (hit[1].amount, hit[1].filled, hit[1].status)
+        else:
+            row = db.execute("SELECT amount, filled, status FROM intents WHERE client_id = ?", (client_id,)).fetchone()
+            if row is None:
+                return
+            before = (row["amount"], row["filled"], row["status"])
+        filled = before[1] + amount
         # The lot grid makes "filled == amount" exact up to float noise.
-        done = filled >= row["amount"] * (1 - 1e-9)
-        status = FILLED if done else row["status"]
+        done = filled >= before[0] * (1 - 1e-9)
+        status = FILLED if done else before[2]
         if status in (INTENT, SENT):
             status = OPEN  # a fill proves the venue has it
         db.execute(
@@ -203,7 +212,6 @@ class IntentBook(StoreCore):
             " THEN status ELSE ? END, updated_ms = ? WHERE client_id = ?",
             (filled, status, now_ms, client_id),
         )
-        hit = self._active().get(client_id)
         if hit is None:
             self._recache(db, client_id)  # a final intent (or one the cache never held)
             return

@@ -51,6 +51,7 @@ class SyncReport:
     closed: int = 0
     new_fills: int = 0
     orphans_cancelled: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)  # to be committed by the caller (`sync_trades`)
 
     @property
     def changed(self) -> bool:
@@ -82,15 +83,21 @@ class OrderSync:
             self.store.set_metas({self.pending_key: "0", self._synced_key: str(now_ms)})
         return rep
 
-    def sync_trades(self, now_ms: int) -> SyncReport:
+    def sync_trades(self, now_ms: int, commit: bool = True) -> SyncReport:
         """Only rule 4: record the trades since the last sync. Enough when every active intent is an
         acknowledged resting limit order and the only change the venue can have made is a fill (a
         candle reached one): a fill closes its intent as soon as the trades cover its amount. The
         caller still runs a full `sync` periodically (`live.full_sync_every_bars`) for anything else
-        (orders the exchange cancelled on its own, orphans)."""
+        (orders the exchange cancelled on its own, orphans).
+
+        `commit=False`: the new sync time is left in `rep.meta` for the caller to commit with its
+        cycle. Saved later (or lost in a crash) it only makes the next fetch overlap more, and trades
+        are recorded by id; nothing else writes it in between (only a sync does)."""
         rep = SyncReport()
         self._record_trades(now_ms, rep)
-        self.store.set_metas({self._synced_key: str(now_ms)})
+        rep.meta = {self._synced_key: str(now_ms)}
+        if commit:
+            self.store.set_metas(rep.meta)
         return rep
 
     # ---- 1. intents in doubt --------------------------------------------------------------------
@@ -174,12 +181,14 @@ class OrderSync:
                     self.store.set_meta(self._synced_key, str(cursor))
 
     def _record_trade(self, t: Trade, now_ms: int) -> int:
+        fill_id = f"{t.order_id}:{t.id}"
+        if self.store.has_fill(fill_id):
+            return 0  # fetches overlap: most trades seen are recorded already (their intent is long closed)
         it = self.store.intent_by_venue_id(self.pair, t.order_id)
         if it is None:
             return 0  # not one of ours (manual trading on the same account)
         fee_asset = t.fee_asset or (self.quote if t.side == "sell" else self.pair.split("/")[0])
-        fill = Fill(f"{t.order_id}:{t.id}", it.client_id, self.pair, t.side, t.price, t.amount, t.fee_cost,
-                    fee_asset, t.ts_ms)
+        fill = Fill(fill_id, it.client_id, self.pair, t.side, t.price, t.amount, t.fee_cost, fee_asset, t.ts_ms)
         if not self.store.record_fill(fill, self.quote, now_ms):
             return 0
         log_event(logging.INFO, "fill", f"{self.pair}: {t.side} {t.amount:g} @ {t.price:g}", pair=self.pair,

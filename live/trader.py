@@ -171,12 +171,13 @@ class PairTrader:
         bars = [b for b in self.window.ts_after(self.last_bar) if b + self.bar_ms <= now_ms]
         self._active_unsynced = None
         sync = self._needs_sync(bars)
+        synced: dict[str, str] = {}  # the trades' sync time, committed with the cycle (one commit less)
         if sync == "full":
             self.sync.sync(now_ms)
             self._bars_since_sync = 0
         else:
-            if sync == "trades":
-                self.sync.sync_trades(now_ms)
+            if sync == "trades":  # never without bars: the cycle below commits
+                synced = self.sync.sync_trades(now_ms, commit=False).meta
             self._bars_since_sync += len(bars)
         stale = self.watchdog.check(self.pair, self.window.last_ts, now_ms)
         if not bars:
@@ -201,7 +202,7 @@ class PairTrader:
         plan = diff_orders(desired, resting, *self.tols)
         decision_ms = (time.perf_counter() - t0) * 1000.0
         ex = self.executor.execute(plan, bar_ts, now_ms)
-        self._persist(bar_ts, applied, raw, prob, now_ms)
+        self._persist(bar_ts, applied, raw, prob, now_ms, synced)
         return CycleReport(self.pair, bar_ts, raw, prob, self.engine.active_regime, decided, len(applied), ex,
                            stale, decision_ms)
 
@@ -360,15 +361,17 @@ class PairTrader:
             c = self._params_json = (self.active, self.active.policy, regime, text)
         return c[3]
 
-    def _persist(self, bar_ts: int, applied: list[str], raw: int, prob: float, now_ms: int) -> None:
+    def _persist(self, bar_ts: int, applied: list[str], raw: int, prob: float, now_ms: int,
+                 meta: dict[str, str]) -> None:
         active = self.engine.active_regime
         names = self.active.regime_names
         regime = (names.get(raw, str(raw)) if raw >= 0 else "none", prob,
                   names.get(active, str(active)) if active >= 0 else "none",
                   self._regime_params(active), self.active.version)
         row = self.window.row(bar_ts)
-        meta = {f"paused:{self.pair}": ""} if self.store.get_meta(f"paused:{self.pair}") else None
+        if self.store.get_meta(f"paused:{self.pair}"):
+            meta = {**meta, f"paused:{self.pair}": ""}
         extra = self._saved_extra()
         self.store.commit_cycle(self.pair, bar_ts, engine_codec.encode(self.engine.state), extra, applied,
-                                regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta)
+                                regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta or None)
         self.last_bar = bar_ts

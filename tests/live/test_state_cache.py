@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -275,4 +276,26 @@ def test_a_restart_reads_what_was_committed(store, tmp_path):
     got = again.intent_by_venue_id(PAIRS[0], "9")
     assert got is not None and got.status == OPEN and got.filled == 0.5
     assert [f.fill_id for f in again.fills(PAIRS[0], applied=False)] == ["t1"]
+    again.close()
+
+
+def test_the_wal_is_checkpointed_off_the_writers_thread(tmp_path):
+    store = StateStore(tmp_path / "state.db", namespace="bot", durable_intents=False)
+    ckpt = store._checkpointer
+    assert ckpt is not None
+    ckpt.every_commits = 5
+    for i in range(4):
+        store.set_metas({"n": str(i)})
+    assert ckpt._thread is None, "no thread before the first checkpoint is due"
+    for i in range(6):
+        store.set_metas({"n": str(i)})
+    deadline = time.monotonic() + 10
+    while ckpt.done == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ckpt.done >= 1 and ckpt._thread is not None and ckpt._thread.name == "state-db-checkpoint"
+    thread = ckpt._thread
+    store.close()
+    assert not thread.is_alive(), "close stops the thread"
+    again = StateStore(tmp_path / "state.db", read_only=True)
+    assert again.get_meta("n") == "5" and again._checkpointer is None
     again.close()
