@@ -129,7 +129,10 @@ class Account:
         return self.spec.name
 
     def balance(self, asset: str) -> AssetBalance:
-        return self.balances.setdefault(asset, AssetBalance())
+        b = self.balances.get(asset)
+        if b is None:  # (not setdefault: that builds a balance on every call, for nothing)
+            b = self.balances[asset] = AssetBalance()
+        return b
 
     def add(self, asset: str, free_delta: float = 0.0, locked_delta: float = 0.0) -> None:
         b = self.balance(asset)
