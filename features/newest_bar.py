@@ -41,7 +41,8 @@ assert tuple(TEMPLATE) == TEMPLATE_ORDER, "catalog.TEMPLATE changed: update feat
 # Compiled like features.kernels: cache=True, error_model="numpy" (0/0 gives NaN, not an exception),
 # no fastmath (reassociation would break the bit-identity). The helpers are register_jitable rather
 # than njit: an njit callee is compiled once per literal argument (`_std_at(r, i, 24)`, `(.., 48)`, ...),
-# which doubled the first compile (measured 12 s -> 6 s); they are cached inside newest_templates.
+# 19 compilations where one does; they are compiled into, and cached with, newest_templates. Loops
+# rather than array expressions for the same reason (each expression is one more function to compile).
 _helper = register_jitable(error_model="numpy")
 
 
@@ -122,7 +123,10 @@ def _trend_at(h, low, c, weights, out):
     if n >= taps + e9.size - 1:
         # MACD % at the bars its signal EMA reads
         first = i - (e9.size - 1)
-        macd = (_fir_span(c, e12, first, e9.size) - _fir_span(c, e26, first, e9.size)) / c[first:]
+        macd = _fir_span(c, e12, first, e9.size)
+        ema26 = _fir_span(c, e26, first, e9.size)
+        for q in range(e9.size):
+            macd[q] = (macd[q] - ema26[q]) / c[first + q]
         out[12] = macd[-1] - _fir_at(macd, e9, e9.size - 1)
     if n >= w14.size + 1:  # +1: true range and DM need the previous bar
         _directional_at(h, low, c, w14, w14_adx, out)
@@ -150,11 +154,15 @@ def _directional_at(h, low, c, w14, w14_adx, out):
         mdm[k] = down if ((down > up) & (down > 0.0)) else 0.0
     first = i - (n_dx - 1)
     s_tr = _fir_span(tr, w14, first, n_dx)
-    pdi = _safe_ratios(_fir_span(pdm, w14, first, n_dx), s_tr, 0.0)
-    mdi = _safe_ratios(_fir_span(mdm, w14, first, n_dx), s_tr, 0.0)
-    dx = _safe_ratios(np.abs(pdi - mdi), pdi + mdi, 0.0)
+    s_p = _fir_span(pdm, w14, first, n_dx)
+    s_m = _fir_span(mdm, w14, first, n_dx)
+    dx = np.empty(n_dx)
+    for q in range(n_dx):
+        pdi = _safe_ratio(s_p[q], s_tr[q], 0.0)
+        mdi = _safe_ratio(s_m[q], s_tr[q], 0.0)
+        dx[q] = _safe_ratio(abs(pdi - mdi), pdi + mdi, 0.0)
     out[6] = s_tr[-1] / c[i]
-    out[11] = pdi[-1] - mdi[-1]
+    out[11] = _safe_ratio(s_p[-1], s_tr[-1], 0.0) - _safe_ratio(s_m[-1], s_tr[-1], 0.0)
     if with_adx:
         out[10] = _fir_at(dx, w14_adx, n_dx - 1)
 
@@ -221,22 +229,17 @@ def _std_span(x, w, first, count):
         xs = x[first - w + 1 + k : first - w + 1 + k + count]
         for q in range(count):
             s[q] += xs[q]
-    m = s / w
+    for q in range(count):
+        s[q] = s[q] / w  # now the means
     sq = np.zeros(count)
     for k in range(w):
         xs = x[first - w + 1 + k : first - w + 1 + k + count]
         for q in range(count):
-            d = xs[q] - m[q]
+            d = xs[q] - s[q]
             sq[q] += d * d
-    return np.sqrt(sq / w)
-
-
-@_helper
-def _safe_ratios(num, den, neutral):
-    out = np.empty(num.size)
-    for q in range(num.size):
-        out[q] = _safe_ratio(num[q], den[q], neutral)
-    return out
+    for q in range(count):
+        sq[q] = np.sqrt(sq[q] / w)
+    return sq
 
 
 @_helper

@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-# Compiled like features.kernels (cache=True, error_model="numpy", no fastmath); helpers are
-# register_jitable, compiled into gather_tails once instead of once per literal argument.
+# Compiled like features.kernels (cache=True, error_model="numpy", no fastmath); the helpers are
+# register_jitable, compiled into and cached with gather_tails (see newest_bar for why).
 _helper = register_jitable(error_model="numpy")
 
 # core.resample: above 2**53 / 1e8 a float has no room for 8 decimals; the sum is kept as it is.
@@ -111,9 +111,9 @@ def _aggregate(x, a, r, tails, t, q):
         hi = u if u > hi else hi
         lo = w if w < lo else lo
     if nan_seen:  # np.maximum / np.minimum: a NaN anywhere in the bucket wins
-        if np.isnan(bars[:, 1]).any():
+        if _any_nan(bars[:, 1]):
             hi = np.nan
-        if np.isnan(bars[:, 2]).any():
+        if _any_nan(bars[:, 2]):
             lo = np.nan
     volume = bars[0, 4] + pairwise_sum(bars[1:, 4])
     if abs(volume) < _ROUNDABLE_VOLUME:
@@ -123,6 +123,14 @@ def _aggregate(x, a, r, tails, t, q):
     tails[t, 2, q] = lo
     tails[t, 3, q] = bars[r - 1, 3]
     tails[t, 4, q] = volume
+
+
+@_helper
+def _any_nan(v):
+    for k in range(v.size):
+        if v[k] != v[k]:
+            return True
+    return False
 
 
 @njit(cache=True, error_model="numpy")
