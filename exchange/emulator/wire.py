@@ -14,7 +14,7 @@ from exchange.emulator.router import HttpError
 # cached (-0.0 == 0.0 but prints "-0"; NaN never finds itself); the caches are emptied when full.
 _NUM_CACHE: dict[float, str] = {}
 _FIXED8_CACHE: dict[float, str] = {}
-_CACHE_MAX = 100_000
+_CACHE_MAX = 4096  # a replay re-serves recent values: a small cache keeps them, and memory flat
 
 
 def num(x: float) -> str:
