@@ -65,6 +65,9 @@ def compute_template(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarra
         return _template(o, h, low, c, v)
 
 
+# The live runner computes this template for the newest candle only in `features/newest_bar.py`
+# (same operations, same order, bit-identical): a change here must be mirrored there; its tests
+# (tests/features/test_newest_bar.py) fail until it is.
 def _template(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
     r = k.lag_log_return(c, 1)
     out: dict[str, np.ndarray] = {
