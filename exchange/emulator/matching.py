@@ -50,6 +50,7 @@ PRICE_FILTER, LOT_SIZE, NOTIONAL, BALANCE, DUPLICATE, NO_PRICE = (
     "NO_PRICE",
 )
 _QTY_EPS = 1e-12
+_BARS_PER_BATCH = 1024
 
 
 class MarketLike(Protocol):
@@ -200,16 +201,18 @@ class MatchingEngine:
         start = max(self.cursor_ms.get(sid, 0), min(o.eligible_from_ms for _, o in entries))
         rows = self.bars.closed_bars(sid, start, now_ms)
         fills = 0
-        for row in rows:
-            fills += self._match_bar(market, entries, row, bar_ms)
+        # Bars as plain Python floats (each is read once per order), a bounded number at a time.
+        for first in range(0, len(rows), _BARS_PER_BATCH):
+            for row in rows[first : first + _BARS_PER_BATCH].tolist():
+                fills += self._match_bar(market, entries, row, bar_ms)
         if len(rows):
             self.cursor_ms[sid] = int(rows[-1, 0]) + bar_ms
         return fills
 
     def _match_bar(
-        self, market: MarketLike, entries: list[tuple[Account, SimOrder]], row: np.ndarray, bar_ms: int
+        self, market: MarketLike, entries: list[tuple[Account, SimOrder]], row: list[float], bar_ms: int
     ) -> int:
-        ts, o, h, l, c, v = row[:6].tolist()  # noqa: E741 - plain floats: each is read many times
+        ts, o, h, l, c, v = row[:6]  # noqa: E741
         touch = self.policy.touch
         hits = []
         for acc, order in entries:

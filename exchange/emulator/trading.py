@@ -37,24 +37,31 @@ class CandleBars:
         self.state = state
         # None: the finest stored timeframe of each symbol.
         self.match_timeframe = match_timeframe
-        # symbol -> its matching timeframe, for the candle book's version in `_tfs_version`.
-        self._tfs: dict[str, str | None] = {}
+        # symbol -> its matching timeframe and bar length, for the candle book's version in
+        # `_tfs_version` (read on every match).
+        self._tfs: dict[str, tuple[str, int] | None] = {}
         self._tfs_version = -1
 
-    def _tf(self, symbol_id: str) -> str | None:
-        if self.match_timeframe is not None:
-            return self.match_timeframe
+    def _tf_ms(self, symbol_id: str) -> tuple[str, int] | None:
         candles = self.state.candles
         if self._tfs_version != candles.version:
             self._tfs, self._tfs_version = {}, candles.version
-        if symbol_id not in self._tfs:
-            tfs = candles.stored_timeframes(symbol_id)
-            self._tfs[symbol_id] = tfs[0] if tfs else None
-        return self._tfs[symbol_id]
+        found = self._tfs.get(symbol_id, False)
+        if found is False:
+            tf = self.match_timeframe
+            if tf is None:
+                tfs = candles.stored_timeframes(symbol_id)
+                tf = tfs[0] if tfs else None
+            found = self._tfs[symbol_id] = None if tf is None else (tf, timeframe_ms(tf))
+        return found
+
+    def _tf(self, symbol_id: str) -> str | None:
+        found = self._tf_ms(symbol_id)
+        return found[0] if found else None
 
     def bar_ms(self, symbol_id: str) -> int | None:
-        tf = self._tf(symbol_id)
-        return timeframe_ms(tf) if tf else None
+        found = self._tf_ms(symbol_id)
+        return found[1] if found else None
 
     def closed_bars(self, symbol_id: str, start_ms: int, now_ms: int) -> np.ndarray:
         tf = self._tf(symbol_id)
@@ -140,8 +147,7 @@ class TradingState:
                 a.added_eligible_ms is None or a.added_eligible_ms >= now for a in accounts
             ):
                 return 0
-            markets = {sid: m for sid, m in self.state.markets.items()}
-            fills = self.engine.match(accounts, markets, now)
+            fills = self.engine.match(accounts, dict(self.state.markets), now)
             for a in accounts:
                 a.added_eligible_ms = None
             self._synced = key
