@@ -46,14 +46,13 @@ class CandleBars:
         candles = self.state.candles
         if self._tfs_version != candles.version:
             self._tfs, self._tfs_version = {}, candles.version
-        found = self._tfs.get(symbol_id, False)
-        if found is False:
+        if symbol_id not in self._tfs:
             tf = self.match_timeframe
             if tf is None:
                 tfs = candles.stored_timeframes(symbol_id)
                 tf = tfs[0] if tfs else None
-            found = self._tfs[symbol_id] = None if tf is None else (tf, timeframe_ms(tf))
-        return found
+            self._tfs[symbol_id] = None if tf is None else (tf, timeframe_ms(tf))
+        return self._tfs[symbol_id]
 
     def _tf(self, symbol_id: str) -> str | None:
         found = self._tf_ms(symbol_id)
