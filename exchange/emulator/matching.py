@@ -220,7 +220,8 @@ class MatchingEngine:
                 t = fill_time(order.side == "buy", order.price, o, h, l, c, touch)
                 if t >= 0.0:
                     hits.append((t, order.order_id, acc, order))
-        hits.sort(key=lambda x: (x[0], x[1]))
+        if len(hits) > 1:
+            hits.sort(key=lambda x: (x[0], x[1]))
         for t, _, acc, order in hits:
             qty = self._fill_qty(market.rules, order, v)
             fill_ts = int(ts) + int(t / 3.0 * (bar_ms - 1))

@@ -14,6 +14,7 @@ Every trading request first matches resting orders on the bars closed by `now` (
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from core.timeframes import timeframe_ms
 from exchange.emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
-from exchange.emulator.candles import TS
+from exchange.emulator.candles import TS, View
 from exchange.emulator.matching import FillPolicy, MatchingEngine
 from exchange.emulator.router import Router
 from exchange.emulator.state import EmulatorState
@@ -41,6 +42,8 @@ class CandleBars:
         # `_tfs_version` (read on every match).
         self._tfs: dict[str, tuple[str, int] | None] = {}
         self._tfs_version = -1
+        # symbol -> (the candle view, its open times as Python ints) for `closed_bars`.
+        self._ts_lists: dict[str, tuple[View, list[int]]] = {}
 
     def _tf_ms(self, symbol_id: str) -> tuple[str, int] | None:
         candles = self.state.candles
@@ -69,9 +72,14 @@ class CandleBars:
         view = self.state.candles.view(symbol_id, tf)
         if view is not None and view.stored:
             # Stored bars with start_ms <= ts and ts + bar_ms <= now_ms, straight from the arrays
-            # (what the window walk below returns for them).
-            first = int(view.ts.searchsorted(start_ms, "left"))
-            last = int(view.ts.searchsorted(now_ms - view.tf_ms, "right"))
+            # (what the window walk below returns for them). The open times as a Python list:
+            # bisect on it is the shortest path for the one bar a match usually finds.
+            cached = self._ts_lists.get(symbol_id)
+            if cached is None or cached[0] is not view:
+                cached = self._ts_lists[symbol_id] = (view, view.ts.tolist())
+            ts = cached[1]
+            first = bisect_left(ts, start_ms)
+            last = bisect_right(ts, now_ms - view.tf_ms)
             return view.src.rows[first : max(first, last)]
         bar_ms = timeframe_ms(tf)
         chunks = []
