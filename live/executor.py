@@ -1,9 +1,10 @@
 """Carry out a reconcile plan on the venue: cancels first, then creates, every step persisted first.
 
 Create: the intent is committed as sent (deterministic client id) -> the venue is asked -> its answer
-recorded. Cancel: marked cancelling -> the venue is asked -> its final state recorded.
-A crash between any two steps leaves the DB saying exactly what may have happened, and
-`live.sync` settles it by client id before the next decision.
+recorded. Cancel: marked cancelling -> the venue is asked -> its final state recorded. The answers of
+a plan are recorded in one transaction after it (the trader's cycle commits them with the engine
+state), never before the next request needs them. A crash between any two steps leaves the DB saying
+exactly what may have happened, and `live.sync` settles it by client id before the next decision.
 
 Errors: an order the venue refuses (rules, funds) is marked rejected with the venue's reason and not
 retried for a while (it would be refused again); a retryable error stops the plan and goes up to the
@@ -12,6 +13,7 @@ runner, which backs off and runs the cycle again (the intent in doubt is looked 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -21,7 +23,7 @@ from live.crash import crash_point
 from live.guards import OrderRateLimiter
 from live.logs import log_event
 from live.reconcile import DesiredOrder, Plan, RestingOrder
-from live.state import CANCELLING, REJECTED, SENT, EngineRef, StateStore
+from live.state import CANCELLING, REJECTED, SENT, Answer, EngineRef, StateStore
 from live.sync import OrderSync
 
 # Bars an order refused by the venue is not sent again in the same shape.
@@ -36,6 +38,8 @@ class ExecReport:
     deferred: int = 0
     skipped_existing: int = 0
     notes: list[str] = field(default_factory=list)
+    # The venue's answers not written yet (`execute(hold_answers=True)`): the caller commits them.
+    answers: list[Answer] = field(default_factory=list)
 
 
 class Executor:
@@ -50,8 +54,26 @@ class Executor:
         self.bar_ms = bar_ms
         self._refused: dict[tuple[int, str, float, float], int] = {}
 
-    def execute(self, plan: Plan, bar_ts: int, now_ms: int) -> ExecReport:
+    def execute(self, plan: Plan, bar_ts: int, now_ms: int, hold_answers: bool = False) -> ExecReport:
+        """Cancels, slot changes, creates. Each intent (and each cancel) is committed before its request;
+        the venue's answers are recorded in one transaction at the end, or, with `hold_answers`, left in
+        `rep.answers` for the caller to commit with its cycle (a crash before that leaves them unrecorded,
+        as a crash right after a request does: the next sync settles them by client id)."""
         rep = ExecReport()
+        try:
+            self._execute(plan, bar_ts, now_ms, rep)
+        except BaseException:
+            # What the venue did is known: record it before the retry. Should that fail too, the answers
+            # are settled by client id like after a crash; the first error is the one to report.
+            with contextlib.suppress(Exception):
+                self.store.settle(rep.answers, now_ms)
+            raise
+        if not hold_answers:
+            self.store.settle(rep.answers, now_ms)
+            rep.answers = []
+        return rep
+
+    def _execute(self, plan: Plan, bar_ts: int, now_ms: int, rep: ExecReport) -> None:
         for r in plan.cancel:
             if not self._budget(now_ms, rep):
                 break
@@ -67,7 +89,6 @@ class Executor:
             if not self._budget(now_ms, rep):
                 break
             self._create(d, bar_ts, now_ms, rep)
-        return rep
 
     def _budget(self, now_ms: int, rep: ExecReport) -> bool:
         if self.limiter.allow(now_ms):
@@ -92,7 +113,7 @@ class Executor:
             self.store.set_status(it.client_id, REJECTED, now_ms, reason="cancel: unknown to the venue")
             return
         crash_point("after_cancel")
-        self.sync.apply_order(self.store.intent(it.client_id) or it, order, now_ms)
+        self.sync.apply_order(self.store.intent(it.client_id) or it, order, now_ms, held=rep.answers)
         rep.cancelled += 1
         log_event(logging.INFO, "order_cancelled", f"{self.pair}: cancelled {it.side} {it.amount:g} @ {it.price:g}",
                   pair=self.pair, client_id=it.client_id, status=order.status)
@@ -124,7 +145,7 @@ class Executor:
             self.store.event(now_ms, "warning", "order_rejected", e.problem, self.pair)
             return
         crash_point("after_answer")
-        self.sync.apply_order(it, order, now_ms)
+        self.sync.apply_order(it, order, now_ms, held=rep.answers)
         rep.created += 1
         log_event(logging.INFO, "order_sent",
                   f"{self.pair}: {'market ' if d.market else ''}{d.side} {d.amount:g} @ {d.price:g} ({d.role})",

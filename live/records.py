@@ -138,6 +138,10 @@ class Intent:
         return self.side == "buy"
 
 
+# The venue's answer about one of our orders, to record: (client id, new status, venue order id).
+Answer = tuple[str, str, str | None]
+
+
 @dataclass(frozen=True)
 class Fill:
     fill_id: str

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from live.records import (
@@ -39,6 +40,7 @@ from live.records import (
     SCHEMA_VERSION,
     SENT,
     UNRESOLVED,
+    Answer,
     EngineRef,
     Fill,
     Intent,
@@ -51,7 +53,7 @@ from live.state_intents import IntentBook
 
 __all__ = [
     "ACTIVE", "CANCELLED", "CANCELLING", "EXPIRED", "FILLED", "FINAL", "INTENT", "OPEN", "REJECTED", "SCHEMA_VERSION",
-    "SENT", "UNRESOLVED", "EngineRef", "Fill", "Intent", "Position", "StateStore",
+    "SENT", "UNRESOLVED", "Answer", "EngineRef", "Fill", "Intent", "Position", "StateStore",
 ]
 
 
@@ -157,14 +159,17 @@ class StateStore(IntentBook):
 
     def commit_cycle(self, pair: str, bar_ts: int, state: bytes, extra: dict[str, Any] | str, applied_fill_ids: list[str],
                      regime: tuple[str, float, str, dict[str, Any] | str, str], close: float, close_ts: int,
-                     now_ms: int, meta: dict[str, str] | None = None) -> None:
+                     now_ms: int, meta: dict[str, str] | None = None, answers: Sequence[Answer] = ()) -> None:
         """The end of a pair's cycle in ONE transaction: the engine state after bar `bar_ts`, the fills
-        it absorbed, the regime record, the equity snapshot at the bar's close, and runner meta.
+        it absorbed, the regime record, the equity snapshot at the bar's close, runner meta, and the
+        venue's answers to the cycle's orders (`settle`).
         `extra` and the regime's params: a dict, or its JSON text already serialised by the caller."""
         predicted, prob, active, params, version = regime
         extra_json = extra if isinstance(extra, str) else json.dumps(extra, sort_keys=True)
         params_json = params if isinstance(params, str) else json.dumps(params, sort_keys=True, default=float)
         with self.tx() as db:
+            for client_id, status, venue_order_id in answers:
+                self._set_status(db, client_id, status, now_ms, venue_order_id, None)
             db.execute(PUT_ENGINE, (pair, bar_ts, state, extra_json, now_ms))
             if applied_fill_ids:
                 db.executemany("UPDATE fills SET applied = 1 WHERE fill_id = ?", [(f,) for f in applied_fill_ids])

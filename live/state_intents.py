@@ -7,6 +7,7 @@ it right after the statement that changed the row, inside the same transaction.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
 
 from live.ids import intent_client_id
@@ -20,6 +21,7 @@ from live.records import (
     REJECTED,
     SENT,
     UNRESOLVED,
+    Answer,
     EngineRef,
     Intent,
     intent_from_row,
@@ -113,6 +115,14 @@ class IntentBook(StoreCore):
     ) -> None:
         with self.tx() as db:
             self._set_status(db, client_id, status, now_ms, venue_order_id, reason)
+
+    def settle(self, answers: Sequence[Answer], now_ms: int) -> None:
+        """Record the venue's answers (`set_status` for each) in one transaction."""
+        if not answers:
+            return
+        with self.tx() as db:
+            for client_id, status, venue_order_id in answers:
+                self._set_status(db, client_id, status, now_ms, venue_order_id, None)
 
     def _set_status(
         self, db: sqlite3.Connection, client_id: str, status: str, now_ms: int, venue_order_id: str | None,

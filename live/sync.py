@@ -31,6 +31,7 @@ from live.state import (
     CANCELLED,
     FILLED,
     UNRESOLVED,
+    Answer,
     Fill,
     Intent,
     StateStore,
@@ -117,8 +118,13 @@ class OrderSync:
             log_event(logging.INFO, "intent_resolved", f"{self.pair}: intent {it.client_id} found on the venue "
                       f"({order.status})", pair=self.pair, client_id=it.client_id, order_id=order.id)
 
-    def apply_order(self, it: Intent, order: Order, now_ms: int) -> None:
-        """Take the venue's word on one of our orders (an answer to create/cancel, or a lookup)."""
+    def apply_order(self, it: Intent, order: Order, now_ms: int, held: list[Answer] | None = None) -> None:
+        """Take the venue's word on one of our orders (an answer to create/cancel, or a lookup).
+
+        `held`: append the new status there instead of writing it; the caller commits it later
+        (`StateStore.settle`, or with the cycle: `commit_cycle`). Until then the DB says the order may
+        have been sent (or cancelled), the very state of a crash before the answer was recorded, which
+        the next sync settles by client id."""
         # An order still open after a cancel whose answer was lost is open: the next diff decides again.
         status = S_OPEN if order.status == OPEN else _FINAL_FROM_VENUE.get(order.status, CANCELLED)
         if status == FILLED and self._recorded_fill(it) < order.filled * (1 - 1e-9):
@@ -127,7 +133,10 @@ class OrderSync:
             self.store.set_meta(self.pending_key, "1")
         elif status == CANCELLED and order.filled > self._recorded_fill(it) * (1 + 1e-9) + 1e-12:
             self.store.set_meta(self.pending_key, "1")  # partly filled before the cancel
-        self.store.set_status(it.client_id, status, now_ms, venue_order_id=order.id)
+        if held is None:
+            self.store.set_status(it.client_id, status, now_ms, venue_order_id=order.id)
+        else:
+            held.append((it.client_id, status, order.id))
 
     # ---- 2. orders we did not expect --------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from live.guards import OrderRateLimiter, StaleDataWatchdog, apply_rules, withou
 from live.logs import log_event
 from live.policy_source import ActivePolicy, describe_params
 from live.reconcile import DesiredOrder, RestingOrder, diff_orders
-from live.state import OPEN, EngineRef, Fill, Intent, StateStore
+from live.state import OPEN, Answer, EngineRef, Fill, Intent, StateStore
 from live.sync import OrderSync
 from strategies.decide import switch_regime
 from strategies.engine import Engine, EngineOrder
@@ -201,8 +201,8 @@ class PairTrader:
         resting = self._resting()
         plan = diff_orders(desired, resting, *self.tols)
         decision_ms = (time.perf_counter() - t0) * 1000.0
-        ex = self.executor.execute(plan, bar_ts, now_ms)
-        self._persist(bar_ts, applied, raw, prob, now_ms, synced)
+        ex = self.executor.execute(plan, bar_ts, now_ms, hold_answers=True)
+        self._persist(bar_ts, applied, raw, prob, now_ms, synced, ex.answers)
         return CycleReport(self.pair, bar_ts, raw, prob, self.engine.active_regime, decided, len(applied), ex,
                            stale, decision_ms)
 
@@ -362,7 +362,9 @@ class PairTrader:
         return c[3]
 
     def _persist(self, bar_ts: int, applied: list[str], raw: int, prob: float, now_ms: int,
-                 meta: dict[str, str]) -> None:
+                 meta: dict[str, str], answers: list[Answer]) -> None:
+        """One commit: the engine state, the fills it absorbed, the venue's answers to this cycle's
+        orders (held by the executor until here), the bar's records."""
         active = self.engine.active_regime
         names = self.active.regime_names
         regime = (names.get(raw, str(raw)) if raw >= 0 else "none", prob,
@@ -373,5 +375,5 @@ class PairTrader:
             meta = {**meta, f"paused:{self.pair}": ""}
         extra = self._saved_extra()
         self.store.commit_cycle(self.pair, bar_ts, engine_codec.encode(self.engine.state), extra, applied,
-                                regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta or None)
+                                regime, row[3] if row else 0.0, bar_ts + self.bar_ms, now_ms, meta or None, answers)
         self.last_bar = bar_ts

@@ -140,11 +140,23 @@ class StoreOps(RuleBasedStateMachine):
         fill = Fill(fid, cid, it.pair, it.side, it.price, it.amount * part, 0, "USDT", ts * 1000)
         self.store.record_fill(fill, "USDT", self._tick())
 
-    @rule(pair=st.sampled_from(PAIRS), take=st.integers(0, 3), meta=st.sampled_from((None, {"a": "1"}, {"b": ""})))
-    def commit_cycle(self, pair, take, meta):
+    @rule(pair=st.sampled_from(PAIRS), take=st.integers(0, 3), meta=st.sampled_from((None, {"a": "1"}, {"b": ""})),
+          answers=st.lists(st.tuples(intents, st.sampled_from(STATUSES), st.sampled_from((None, "v4"))), max_size=2))
+    def commit_cycle(self, pair, take, meta, answers):
         ids = [f.fill_id for f in self.store.fills(pair, applied=False)][:take]
         self.store.commit_cycle(pair, self.now, b"\x01", "{}", ids, ("up", 0.5, "up", {"x": 1}, "v"), 100.0,
-                                self.now + 1, self._tick(), meta)
+                                self.now + 1, self._tick(), meta, answers)
+        self._saw_vids(answers)
+
+    @rule(answers=st.lists(st.tuples(intents, st.sampled_from(STATUSES), st.sampled_from((None, "v5"))), max_size=3))
+    def settle(self, answers):
+        self.store.settle(answers, self._tick())
+        self._saw_vids(answers)
+
+    def _saw_vids(self, answers):
+        for _, _, vid in answers:
+            if vid is not None and vid not in self.vids:
+                self.vids.append(vid)
 
     @rule(key=st.sampled_from(META_KEYS), value=st.sampled_from(("", "0", "1", "x")), many=st.booleans())
     def set_meta(self, key, value, many):
