@@ -1,12 +1,14 @@
-"""Copies the state DB's write-ahead log into the DB file on a thread of its own, off the runner's path.
+"""Checkpoints of the state DB's write-ahead log on a thread of their own, so the runner rarely waits on one.
 
-SQLite checkpoints the WAL inline by default: the commit that crosses the threshold copies the pages
-and fsyncs the WAL and the DB file, a stall of milliseconds in the middle of a cycle (an order waits
-behind it). Here the writer counts its commits and every `every_commits` wakes this thread, which runs
-a PASSIVE checkpoint on its own connection: SQLite's own concurrent mode, it never waits for the writer
-nor blocks it, and it copies only committed frames, so durability is exactly what the commits made it.
-The writer keeps SQLite's automatic checkpoint as a backstop, at a larger size, should this thread fall
-behind. The thread starts at the first wake-up (short-lived stores never start one) and stops on `close`.
+SQLite checkpoints the WAL inline: the commit that finds the WAL past its size copies the pages into
+the DB file and fsyncs both, a stall of several milliseconds (more, the more dirty pages the fsyncs
+must flush) in the middle of a cycle. Here the writer counts its commits and every `every_commits`
+wakes this thread, which runs a PASSIVE checkpoint on its own connection: SQLite's concurrent mode, it
+never waits for the writer nor blocks it, and copies only committed frames (durability is what the
+commits made it). The writer still checkpoints inline when the WAL reaches its (larger) size: only the
+writer can start the WAL over while it keeps appending, but by then this thread has copied and flushed
+nearly everything, so that checkpoint is short. The thread starts at the first wake-up (short-lived
+stores never start one) and stops on `close`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ from live.records import PUT_META, SCHEMA, SCHEMA_VERSION
 from live.state_cache import StoreCache
 from live.state_checkpoint import Checkpointer
 
-# Commits between two checkpoints of the WAL: the runner writes ~4 pages a commit, so ~1,000 pages
-# (SQLite's own default size) accumulate between them.
+# Commits between two checkpoints by the thread (`live.state_checkpoint`; ~4 WAL pages a commit), and
+# the WAL size at which the writer checkpoints inline (SQLite's default: 1,000 pages).
 CHECKPOINT_EVERY_COMMITS = 250
+INLINE_CHECKPOINT_PAGES = 4_000
 
 
 class StoreCore:
@@ -51,9 +52,7 @@ class StoreCore:
             # fsynced at checkpoints. Commits that must also survive power loss (an intent, right before
             # its order is sent) use `tx(durable=True)`, whose fsync also covers everything before it.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            # Checkpoints run on their own thread (`live.state_checkpoint`); SQLite's inline one only
-            # as a backstop (at 4x its default WAL size) if that thread falls behind.
-            self._db.execute("PRAGMA wal_autocheckpoint=4000")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={INLINE_CHECKPOINT_PAGES}")
             self._checkpointer = Checkpointer(self.path, CHECKPOINT_EVERY_COMMITS)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.row_factory = sqlite3.Row
