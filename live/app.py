@@ -69,7 +69,7 @@ def check_live_allowed(cfg: Config, opts: LiveOptions, confirm: Callable[[str], 
 
 def open_state(cfg: Config, opts: LiveOptions, mode: str) -> StateStore:
     path = opts.state_db or cfg.live.state_db
-    store = StateStore(path, namespace=cfg.live.bot_name)
+    store = StateStore(path, namespace=cfg.live.bot_name, exclusive=True)  # one runner per state DB
     used_mode, used_ex = store.get_meta("mode"), store.get_meta("exchange")
     if used_mode and used_mode != mode:
         store.close()

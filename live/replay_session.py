@@ -11,6 +11,7 @@ from core.errors import ConfigError
 from live.app import GridFeeCheck, LiveOptions, load_policy
 from live.replay import ReplayEnv, load_replay_state, run_replay, start_emulator
 from live.runner import Runner
+from live.runner_lock import RunnerLock
 from live.state import ACTIVE, StateStore
 
 DEFAULT_REPLAY_DB = "user_data/replay.db"
@@ -30,12 +31,13 @@ def run_replay_cli(cfg: Config, data: Path, start_ms: int, end_ms: int, state_db
     path = Path(state_db or DEFAULT_REPLAY_DB)
     if path.exists() and path.resolve() == Path(cfg.live.state_db).resolve():
         raise ConfigError(f"{path} is the live state database", "give the replay its own --state-db")
+    RunnerLock(path).acquire().release()  # another replay writing this file: refused before deleting it
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)  # a replay always starts flat
     active, feed = load_policy(cfg, LiveOptions(static=static))
     feed.close()  # a replay trades one policy: reproducible runs
     env: ReplayEnv = start_emulator(load_replay_state(data, cfg, start_ms), cfg)
-    store = StateStore(path, namespace=cfg.live.bot_name, durable_intents=False)
+    store = StateStore(path, namespace=cfg.live.bot_name, durable_intents=False, exclusive=True)
     try:
         # As in paper trading: a grid that loses money per round trip after fees is warned about
         # (`--live` would refuse it), on the replay's own candles for an ATR-sized grid.

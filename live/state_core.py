@@ -14,6 +14,7 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from live.records import PUT_META, SCHEMA, SCHEMA_VERSION
+from live.runner_lock import RunnerLock
 from live.state_cache import StoreCache
 from live.state_checkpoint import Checkpointer
 
@@ -28,8 +29,19 @@ class StoreCore:
     account)."""
 
     def __init__(self, path: str | Path, namespace: str = "aio", read_only: bool = False,
-                 durable_intents: bool = True) -> None:
+                 durable_intents: bool = True, exclusive: bool = False) -> None:
+        """`exclusive`: the runner's own store; a second one on the same file is refused while this one
+        is open (`live.runner_lock`)."""
         self.path = Path(path)
+        self._lock = RunnerLock(self.path).acquire() if exclusive and not read_only else None
+        try:
+            self._open(namespace, read_only, durable_intents)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def _open(self, namespace: str, read_only: bool, durable_intents: bool) -> None:
         self.namespace = namespace
         self.read_only = read_only
         self._checkpointer: Checkpointer | None = None
@@ -66,6 +78,8 @@ class StoreCore:
         if self._checkpointer is not None:
             self._checkpointer.close()
         self._db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # ---- schema -------------------------------------------------------------------------------
 
