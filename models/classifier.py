@@ -37,6 +37,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from core.errors import ModelError
+from models.fast_row import predict_row
 from models.split import time_holdout
 
 
@@ -134,11 +135,12 @@ class RegimeClassifier(ClassifierMixin, BaseEstimator):
         booster: the same trees and C call as the scikit-learn path, whose pandas and validation
         overhead (~1.7 ms) dwarfs the prediction itself. The caller checks the columns once with
         `require_features`; the probabilities are equal to `predict_proba`'s bit for bit (tested)."""
-        # Like LGBMModel.predict: num_iteration=None means the booster's best iteration, if any.
-        # Always the multiclass objective (LightGBM refuses it for fewer than 3 classes): one column per class.
-        raw = self.model_.booster_.predict(row.reshape(1, -1), num_threads=1)
+        # Like LGBMModel.predict: the booster's best iteration, if any, through LightGBM's single-row
+        # fast path (models.fast_row). Always the multiclass objective (LightGBM refuses it for fewer
+        # than 3 classes): one column per class.
+        raw = predict_row(self.model_.booster_, row)
         out = np.zeros(len(self.classes_))
-        out[np.asarray(self.model_.classes_, dtype=int)] = raw[0]
+        out[np.asarray(self.model_.classes_, dtype=int)] = raw
         return out
 
     @property
