@@ -11,10 +11,13 @@ The emulator account starts with `risk.capital_quote` of each pair's quote curre
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from core.candles import fmt_ts
 from core.config import Config
@@ -36,6 +39,8 @@ from live.clock import DrivingClock
 from live.policy_source import ActivePolicy
 from live.runner import PolicyFeed, Runner
 from live.state import StateStore
+
+log = logging.getLogger(__name__)
 
 # The emulator's own test account (not a real key): the replay signs requests like live trading does.
 REPLAY_KEY, REPLAY_SECRET, REPLAY_PASSPHRASE = "replay-key", "replay-secret", "replay-pass"
@@ -101,6 +106,21 @@ def load_replay_state(data: str | Path, cfg: Config, start_ms: int) -> EmulatorS
     return state
 
 
+def compile_first_prediction(active: ActivePolicy, bar_ms: int, end_ms: int) -> None:
+    """Predict once on made-up candles, before the replay's clock runs. The first prediction compiles
+    the feature kernels (seconds on a fresh machine); inside a bar, that time would put the signed
+    requests' timestamps seconds ahead of the virtual clock, which stands still within a bar, and the
+    exchange rejects those (the client then resyncs its clock and retries, with a warning)."""
+    n = max(int(active.warmup_bars), 1) + 8
+    ts = end_ms - np.arange(n, 0, -1, dtype=np.int64) * bar_ms
+    close = 100.0 * np.exp(0.001 * np.sin(np.arange(n, dtype=np.float64) / 7.0).cumsum())
+    ohlcv = np.column_stack([close, close * 1.001, close * 0.999, close, np.full(n, 10.0)])
+    try:
+        active.predict("warm-up", (ts, ohlcv))
+    except Exception as e:  # noqa: BLE001 - only a warm-up: the first real bar reports any real problem
+        log.debug("warm-up prediction failed: %r", e)
+
+
 def run_replay(cfg: Config, env: ReplayEnv, store: StateStore, active: ActivePolicy, start_ms: int, end_ms: int,
                *, feed: PolicyFeed | None = None, stop: threading.Event | None = None,
                keep_reports: bool = False, on_bar: Any = None) -> Runner:
@@ -109,9 +129,10 @@ def run_replay(cfg: Config, env: ReplayEnv, store: StateStore, active: ActivePol
     if end_ms <= start_ms:
         raise ConfigError(f"replay range is empty: --to {end_ms} is not after --from {start_ms}",
                           "pass --from before --to")
+    compile_first_prediction(active, bar_ms, start_ms)
     if env.state.clock.now_ms() != start_ms + bar_ms:
         env.state.clock.set(start_ms + bar_ms)
-        env.venue.assume_server_time(start_ms + bar_ms)
+    env.venue.assume_server_time(start_ms + bar_ms)
     # Act at the close (orders rest from the next bar, as in the backtest). Nobody else touches the
     # emulator account, so only bars whose candle reached an order need a sync with it.
     live_cfg = cfg.live.model_copy(update={"candle_delay_s": 0.0, "full_sync_every_bars": 10_000})

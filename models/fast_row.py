@@ -36,6 +36,8 @@ class _FastRow:
             ctypes.c_int(_DTYPE_FLOAT64), ctypes.c_int32(n_features), _c_str("num_threads=1"),
             ctypes.byref(self._handle)))
         self._lock = threading.Lock()
+        # Kept here: at interpreter exit module globals may already be gone when __del__ runs.
+        self._free = _LIB.LGBM_FastConfigFree
 
     def predict(self, row: np.ndarray) -> np.ndarray:
         data = np.ascontiguousarray(row, dtype=np.float64)
@@ -52,9 +54,9 @@ class _FastRow:
         return out
 
     def __del__(self) -> None:
-        handle = getattr(self, "_handle", None)
-        if handle is not None and handle.value:
-            _LIB.LGBM_FastConfigFree(handle)
+        handle, free = getattr(self, "_handle", None), getattr(self, "_free", None)
+        if handle is not None and handle.value and free is not None:
+            free(handle)
             handle.value = None
 
 
