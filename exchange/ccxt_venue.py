@@ -69,6 +69,7 @@ def _client(name: str, credentials: Credentials | None, asynchronous: bool, **kw
 class _Base:
     def __init__(self, client: Any, venue_quirks: TradingQuirks, flows: VenueFlows) -> None:
         self.client = client
+        self._driven_ms: Callable[[], int] | None = None
         self.name = venue_quirks.name
         self.quirks = venue_quirks
         self.flows = flows
@@ -97,6 +98,13 @@ class _Base:
         still open) without asking. Never call it for a real exchange, whose clock nobody drives."""
         self.client.options["timeDifference"] = int(self.client.milliseconds()) - int(server_ms)
         self.flows.assumed_server_ms = int(server_ms)
+
+    def follow_driven_clock(self, server_ms: Callable[[], int]) -> None:
+        """`assume_server_time(server_ms())` before every request: a replay's virtual clock stands still
+        within a bar while wall time goes on, so an offset set once per bar drifts by however long the bar
+        takes (a first bar compiling kernels: seconds), and the exchange rejects timestamps more than 1 s
+        ahead of its clock. Never for a real exchange."""
+        self._driven_ms = server_ms
 
 
 class CcxtVenue(_Base):
@@ -150,6 +158,8 @@ class CcxtVenue(_Base):
             if isinstance(step, Sleep):
                 self._sleep(step.seconds)
                 continue
+            if self._driven_ms is not None:
+                self.assume_server_time(self._driven_ms())
             try:
                 value = getattr(self.client, step.method)(*step.args, **step.kwargs)
             except Exception as e:  # noqa: BLE001 - every client failure is translated at this edge

@@ -86,6 +86,7 @@ def start_emulator(state: EmulatorState, cfg: Config, *, balances: dict[str, flo
     venue = CcxtVenue.connect(cfg.exchange.name, credentials=creds, base_url=server.url, rate_limit=False,
                               timeout_s=timeout_s, retry=retry,
                               fees_pct=(cfg.exchange.maker_fee_pct, cfg.exchange.taker_fee_pct))
+    venue.follow_driven_clock(state.clock.now_ms)  # signed timestamps follow the virtual clock
     clock = DrivingClock(state.clock, on_jump=venue.assume_server_time)
     return ReplayEnv(server, trading, faults, venue, clock)
 
@@ -108,9 +109,7 @@ def load_replay_state(data: str | Path, cfg: Config, start_ms: int) -> EmulatorS
 
 def compile_first_prediction(active: ActivePolicy, bar_ms: int, end_ms: int) -> None:
     """Predict once on made-up candles, before the replay's clock runs. The first prediction compiles
-    the feature kernels (seconds on a fresh machine); inside a bar, that time would put the signed
-    requests' timestamps seconds ahead of the virtual clock, which stands still within a bar, and the
-    exchange rejects those (the client then resyncs its clock and retries, with a warning)."""
+    the feature kernels (seconds on a fresh machine): paid here, not inside the first bar."""
     n = max(int(active.warmup_bars), 1) + 8
     ts = end_ms - np.arange(n, 0, -1, dtype=np.int64) * bar_ms
     close = 100.0 * np.exp(0.001 * np.sin(np.arange(n, dtype=np.float64) / 7.0).cumsum())

@@ -1,5 +1,5 @@
 """A replay predicts once on made-up candles before its clock runs, so the first bar does not pay the
-feature kernels' compile time (which pushed signed timestamps ahead of the standing virtual clock)."""
+feature kernels' compile time; and signed requests follow the virtual clock however long a bar takes."""
 
 from __future__ import annotations
 
@@ -38,3 +38,21 @@ def test_a_policy_that_cannot_predict_only_logs_at_the_warm_up(monkeypatch):
     monkeypatch.setattr(replay.log, "debug", lambda msg, *a: logged.append(msg % a))
     replay.compile_first_prediction(Broken(), BAR_MS, START)  # type: ignore[arg-type]
     assert logged == ["warm-up prediction failed: ValueError('no')"]
+
+
+def test_a_long_bar_does_not_put_signed_requests_ahead_of_the_virtual_clock(replay_env, caplog):
+    """The virtual clock stands still within a bar; wall time does not. Signed requests follow the
+    virtual clock, so a bar that takes longer than Binance's 1 s 'ahead' allowance (a first bar compiling
+    kernels on a fresh machine) is not rejected and resynced."""
+    import logging
+    import time
+
+    caplog.set_level(logging.WARNING)
+    replay_env.venue.load_markets()
+    replay_env.venue.fetch_balance()  # signed
+    time.sleep(1.6)  # the virtual clock does not move
+    balances = replay_env.venue.fetch_balance()
+    assert balances["USDT"].free > 0
+    assert not [r for r in caplog.records if "request time rejected" in r.getMessage()]
+    rejected = [r for r in replay_env.state.requests if r.status >= 400]
+    assert rejected == [], rejected
