@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import logging
 import random
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,9 +85,9 @@ class VenueFlows:
         self.policy = policy
         self.fees_pct = fees_pct
         self.markets: dict[str, Market] = {}
-        # The server time as told by a caller that drives the server's clock (a replay moving the
-        # emulator's virtual clock); None: ask the exchange whenever the time matters.
-        self.assumed_server_ms: int | None = None
+        # Reads the server's time for a caller that drives the server's clock (a replay moving the
+        # emulator's virtual clock: `CcxtVenue.follow_driven_clock`); None: ask the exchange when it matters.
+        self.server_clock: Callable[[], int] | None = None
         self._rng = random.Random(seed)
 
     # -- building blocks -------------------------------------------------------------------------
@@ -203,8 +203,8 @@ class VenueFlows:
             cursor = int(got[-1][0]) + tf_ms
         arr = parse.candle_rows(rows)
         # Which candle is still open is the exchange's clock's call: asked, unless the caller drives
-        # that clock and told us its time (`assumed_server_ms`, a replay's virtual clock).
-        now = self.assumed_server_ms if self.assumed_server_ms is not None else (yield from self.fetch_time_ms())
+        # that clock and lets us read it (`server_clock`, a replay's virtual clock).
+        now = self.server_clock() if self.server_clock is not None else (yield from self.fetch_time_ms())
         arr = arr[arr[:, 0] + tf_ms <= now]
         return arr[-limit:] if limit and since_ms is None else arr
 
@@ -229,7 +229,7 @@ class VenueFlows:
         if since_ms is None:
             raw = yield from self._my_trades(symbol, None, limit, {})
             return sorted((parse.trade(t) for t in raw), key=lambda t: (t.ts_ms, t.id))
-        now = self.assumed_server_ms if self.assumed_server_ms is not None else (yield from self.fetch_time_ms())
+        now = self.server_clock() if self.server_clock is not None else (yield from self.fetch_time_ms())
         rules = TRADE_QUERIES.get(self.name, TRADE_QUERIES["binance"])
         want = limit if limit is not None else 2**62
         walk = trades_by_id_forward if rules.forward else trades_by_window_backward

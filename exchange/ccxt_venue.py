@@ -69,7 +69,6 @@ def _client(name: str, credentials: Credentials | None, asynchronous: bool, **kw
 class _Base:
     def __init__(self, client: Any, venue_quirks: TradingQuirks, flows: VenueFlows) -> None:
         self.client = client
-        self._driven_ms: Callable[[], int] | None = None
         self.name = venue_quirks.name
         self.quirks = venue_quirks
         self.flows = flows
@@ -91,20 +90,6 @@ class _Base:
     def markets(self) -> dict[str, Market]:
         return self.flows.markets
 
-    def assume_server_time(self, server_ms: int) -> None:
-        """The caller drives the server's clock and just set it to `server_ms` (a replay moving the
-        emulator's virtual clock): signed requests' timestamps are aligned with it (`sync_clock`
-        without its request), and until the next call this is the server's "now" (which candle is
-        still open) without asking. Never call it for a real exchange, whose clock nobody drives."""
-        self.client.options["timeDifference"] = int(self.client.milliseconds()) - int(server_ms)
-        self.flows.assumed_server_ms = int(server_ms)
-
-    def follow_driven_clock(self, server_ms: Callable[[], int]) -> None:
-        """`assume_server_time(server_ms())` before every request: a replay's virtual clock stands still
-        within a bar while wall time goes on, so an offset set once per bar drifts by however long the bar
-        takes (a first bar compiling kernels: seconds), and the exchange rejects timestamps more than 1 s
-        ahead of its clock. Never for a real exchange."""
-        self._driven_ms = server_ms
 
 
 class CcxtVenue(_Base):
@@ -146,6 +131,16 @@ class CcxtVenue(_Base):
         )
         return cls(client, q, VenueFlows(q, retry or RetryPolicy(), fees_pct), sleep)
 
+    def follow_driven_clock(self, server_ms: Callable[[], int]) -> None:
+        """The caller drives the server's clock (a replay moving the emulator's virtual clock) and
+        `server_ms()` reads it. Before every request the client's offset is aligned with it, so signed
+        timestamps are the server's time (`sync_clock` without its request): the virtual clock stands
+        still within a bar while wall time goes on, and an offset set once would drift by however long
+        the bar takes (a first bar compiling kernels: seconds), more than the 1 s ahead the exchange
+        accepts. The flows read it as the server's "now" (which candle is still open) without asking.
+        Never for a real exchange, whose clock nobody drives."""
+        self.flows.server_clock = server_ms
+
     def _run(self, flow: Flow) -> Any:
         value: Any = None
         error: Exception | None = None
@@ -158,8 +153,8 @@ class CcxtVenue(_Base):
             if isinstance(step, Sleep):
                 self._sleep(step.seconds)
                 continue
-            if self._driven_ms is not None:
-                self.assume_server_time(self._driven_ms())
+            if self.flows.server_clock is not None:
+                self.client.options["timeDifference"] = int(self.client.milliseconds()) - self.flows.server_clock()
             try:
                 value = getattr(self.client, step.method)(*step.args, **step.kwargs)
             except Exception as e:  # noqa: BLE001 - every client failure is translated at this edge

@@ -48,14 +48,11 @@ class VirtualTime(Protocol):
 
 
 class DrivingClock:
-    """Replay: sleeping sets the emulator's clock forward to the wake-up time (never backwards).
+    """Replay: sleeping sets the emulator's clock forward to the wake-up time (never backwards). The
+    exchange client reads that clock before each request (`CcxtVenue.follow_driven_clock`)."""
 
-    `on_jump(new_ms)` runs after each jump (the replay re-aligns the exchange client's clock offset,
-    which a signed request's timestamp depends on)."""
-
-    def __init__(self, virtual: VirtualTime, on_jump: Callable[[int], object] | None = None) -> None:
+    def __init__(self, virtual: VirtualTime) -> None:
         self.virtual = virtual
-        self.on_jump = on_jump
 
     def now_ms(self) -> int:
         return int(self.virtual.now_ms())
@@ -65,8 +62,6 @@ class DrivingClock:
             return False
         if ts_ms > self.virtual.now_ms():
             self.virtual.set(ts_ms)
-            if self.on_jump is not None:
-                self.on_jump(ts_ms)
         return True
 
 

@@ -86,8 +86,8 @@ def start_emulator(state: EmulatorState, cfg: Config, *, balances: dict[str, flo
     venue = CcxtVenue.connect(cfg.exchange.name, credentials=creds, base_url=server.url, rate_limit=False,
                               timeout_s=timeout_s, retry=retry,
                               fees_pct=(cfg.exchange.maker_fee_pct, cfg.exchange.taker_fee_pct))
-    venue.follow_driven_clock(state.clock.now_ms)  # signed timestamps follow the virtual clock
-    clock = DrivingClock(state.clock, on_jump=venue.assume_server_time)
+    venue.follow_driven_clock(lambda: int(state.clock.now_ms()))  # signed timestamps follow the virtual clock
+    clock = DrivingClock(state.clock)
     return ReplayEnv(server, trading, faults, venue, clock)
 
 
@@ -131,7 +131,6 @@ def run_replay(cfg: Config, env: ReplayEnv, store: StateStore, active: ActivePol
     compile_first_prediction(active, bar_ms, start_ms)
     if env.state.clock.now_ms() != start_ms + bar_ms:
         env.state.clock.set(start_ms + bar_ms)
-    env.venue.assume_server_time(start_ms + bar_ms)
     # Act at the close (orders rest from the next bar, as in the backtest). Nobody else touches the
     # emulator account, so only bars whose candle reached an order need a sync with it.
     live_cfg = cfg.live.model_copy(update={"candle_delay_s": 0.0, "full_sync_every_bars": 10_000})
