@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from core.config import Config, config_from_dict
+from live.logs import LOGGER_NAME
 from live.replay import ReplayEnv, load_replay_state, start_emulator
 from live.state import ACTIVE, StateStore
 
@@ -39,6 +41,18 @@ def busy_config(pairs=("BTC/USDT",), **live_overrides) -> Config:
         "risk": {"capital_quote": 1000.0 * len(pairs), "max_allocation_per_pair_pct": 100.0, "max_exposure_pct": 90.0},
         "live": {"candle_delay_s": 0.0, "retry_initial_s": 0.01, "retry_max_s": 0.05, **live_overrides},
     })
+
+
+@pytest.fixture()
+def runner_records():
+    """Every record the runner's logger emits during the test (it does not propagate to the root)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ emulator); real orders are refused with the parameter and the fix, paper trading
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -17,7 +16,6 @@ from core.config import config_from_dict
 from core.errors import ConfigError
 from core.store import CandleStore
 from live.app import TYPICAL_ATR_BARS, LiveOptions, build_runner
-from live.logs import LOGGER_NAME
 from live.replay import REPLAY_KEY, REPLAY_SECRET, load_replay_state, start_emulator
 from strategies.grid_profit import typical_atr_frac
 
@@ -83,19 +81,12 @@ def test_real_orders_refuse_an_atr_grid_below_the_fees_and_its_fix_starts(emulat
     runner.store.close()
 
 
-def test_paper_trading_warns_about_the_same_grid_and_starts(emulator, tmp_path):
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logging.getLogger(LOGGER_NAME).addHandler(handler)
-    try:
-        runner = build_runner(_cfg(emulator.server.url, tmp_path), _opts(tmp_path, live=False))
-    finally:
-        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+def test_paper_trading_warns_about_the_same_grid_and_starts(emulator, tmp_path, runner_records):
+    runner = build_runner(_cfg(emulator.server.url, tmp_path), _opts(tmp_path, live=False))
     runner.venue.close()
     runner.store.close()
     assert runner.mode == "paper"
-    warned = [r.getMessage() for r in records if getattr(r, "event", "") == "grid_below_fees"]
+    warned = [r.getMessage() for r in runner_records if getattr(r, "event", "") == "grid_below_fees"]
     assert len(warned) == 1 and warned[0].startswith("BTC/USDT: strategy.grid.range_atr_mult (range +/-3 x ATR(14)")
     assert "raise grid.range_atr_mult to at least" in warned[0] and "paper trading goes on" in warned[0]
 
@@ -137,21 +128,14 @@ state_db = "{tmp_path / 'state.db'}"
     assert err.count("every grid round trip loses money") == 1
 
 
-def test_a_replay_warns_about_the_same_grid_once_and_runs(tmp_path):
+def test_a_replay_warns_about_the_same_grid_once_and_runs(tmp_path, runner_records):
     """`aiotrade live --replay` trades like paper: the check runs on the replay's own candles and warns."""
     from live.replay_session import run_replay_cli
 
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logging.getLogger(LOGGER_NAME).addHandler(handler)
-    try:
-        result = run_replay_cli(_cfg("http://unused", tmp_path), SAMPLE, START, START + 12 * BAR_MS,
-                                tmp_path / "replay.db", static=True)
-    finally:
-        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+    result = run_replay_cli(_cfg("http://unused", tmp_path), SAMPLE, START, START + 12 * BAR_MS,
+                            tmp_path / "replay.db", static=True)
     result.store.close()
     assert result.runner.stats.bars == 12
-    warned = [r.getMessage() for r in records if getattr(r, "event", "") == "grid_below_fees"]
+    warned = [r.getMessage() for r in runner_records if getattr(r, "event", "") == "grid_below_fees"]
     assert len(warned) == 1 and warned[0].startswith("BTC/USDT: strategy.grid.range_atr_mult (range +/-3 x ATR(14)")
     assert f"typical ATR of {_expected_atr_pct()}" in warned[0]

@@ -4,13 +4,10 @@ round trip after fees when trading real money (paper trading takes it, with a wa
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from core.config import GridConfig, config_from_dict
 from live.app import GridFeeCheck
-from live.logs import LOGGER_NAME
 from live.replay import load_replay_state, run_replay, start_emulator
 from live.state import StateStore
 from live.watcher import ChampionWatcher
@@ -150,22 +147,15 @@ def test_a_grid_losing_after_fees_is_refused_at_the_swap_when_trading_real_money
     store.close()
 
 
-def test_paper_trading_swaps_in_a_grid_losing_after_fees_with_a_warning(tmp_path, monkeypatch):
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logging.getLogger(LOGGER_NAME).addHandler(handler)
-    try:
-        uri = bundles.open_registry(tmp_path, monkeypatch)
-        bundles.register(bundles.bundle(bundles.dca_policy()))
-        v_atr = bundles.register(bundles.bundle(_atr_grid_policy()), alias=None)
-        runner, store, watcher, _ = _replay(_cfg(uri), tmp_path, {SWAP_AFTER: v_atr}, fee_mode="paper")
-    finally:
-        logging.getLogger(LOGGER_NAME).removeHandler(handler)
+def test_paper_trading_swaps_in_a_grid_losing_after_fees_with_a_warning(tmp_path, monkeypatch, runner_records):
+    uri = bundles.open_registry(tmp_path, monkeypatch)
+    bundles.register(bundles.bundle(bundles.dca_policy()))
+    v_atr = bundles.register(bundles.bundle(_atr_grid_policy()), alias=None)
+    runner, store, watcher, _ = _replay(_cfg(uri), tmp_path, {SWAP_AFTER: v_atr}, fee_mode="paper")
     by_bar = _policy_by_bar(store)
     assert {by_bar[k] for k in range(SWAP_AFTER + 1, N_BARS)} == {f"aiotrade-policy/{v_atr}"}
     assert not watcher.refused
-    warned = [r.getMessage() for r in records if getattr(r, "event", "") == "grid_below_fees"]
+    warned = [r.getMessage() for r in runner_records if getattr(r, "event", "") == "grid_below_fees"]
     assert len(warned) == 4, warned  # one per grid regime of the table
     assert warned[0].startswith(f"BTC/USDT: policy aiotrade-policy/{v_atr} regime 0.grid.range_atr_mult")
     assert "paper trading goes on; `aiotrade live --live` refuses this grid" in warned[0]
